@@ -1,0 +1,37 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { Config } from './config.ts';
+
+/** SDK clients for one process, built once from the validated configuration. */
+export interface AwsClients {
+  s3: S3Client;
+  dynamo: DynamoDBDocumentClient;
+  sqs: SQSClient;
+}
+
+/**
+ * Builds the SDK clients. With endpoints set (the local stack) S3 uses path-style URLs and only
+ * computes checksums when an operation requires one, as S3-compatible servers expect.
+ */
+export function createClients(config: Config): AwsClients {
+  const { region, endpoints } = config;
+  const s3 = new S3Client({
+    region,
+    ...(endpoints.s3
+      ? {
+          endpoint: endpoints.s3,
+          forcePathStyle: true,
+          requestChecksumCalculation: 'WHEN_REQUIRED',
+          responseChecksumValidation: 'WHEN_REQUIRED',
+        }
+      : {}),
+  });
+  const dynamo = DynamoDBDocumentClient.from(
+    new DynamoDBClient({ region, ...(endpoints.dynamodb ? { endpoint: endpoints.dynamodb } : {}) }),
+    { marshallOptions: { removeUndefinedValues: true } },
+  );
+  const sqs = new SQSClient({ region, ...(endpoints.sqs ? { endpoint: endpoints.sqs } : {}) });
+  return { s3, dynamo, sqs };
+}

@@ -1,0 +1,143 @@
+import { z } from 'zod';
+import { VariantSpecsSchema } from './image/variants.ts';
+
+/** Content types accepted by default at the upload edge (the contract's list). */
+export const DEFAULT_ACCEPTED_TYPES = [
+  'image/jpeg',
+  'image/png',
+  'image/webp',
+  'image/avif',
+  'image/gif',
+  'image/tiff',
+  'image/heic',
+  'image/heif',
+] as const;
+
+const csv = z
+  .string()
+  .transform((s) =>
+    s
+      .split(',')
+      .map((t) => t.trim())
+      .filter(Boolean),
+  )
+  .pipe(z.array(z.string().min(1)).min(1));
+
+const optionalUrl = z.url().optional();
+
+/**
+ * Every setting the functions and the local stack read, with its default. This module is the only
+ * place that reads `process.env`; everything else receives a validated `Config`.
+ */
+const EnvSchema = z.object({
+  AWS_REGION: z.string().min(1).default('us-east-1'),
+  TABLE_NAME: z.string().min(1),
+  UPLOAD_BUCKET: z.string().min(1),
+  VARIANTS_BUCKET: z.string().min(1),
+  UPLOAD_PREFIX: z
+    .string()
+    .regex(/^[a-z0-9-]+\/$/, 'must be lowercase letters, digits or dashes, ending in "/"')
+    .default('uploads/'),
+  QUEUE_URL: optionalUrl,
+  MAX_FILES_PER_BATCH: z.coerce.number().int().min(1).max(1000).default(500),
+  MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(5 * 1024 ** 3)
+    .default(50 * 1024 * 1024),
+  ACCEPTED_TYPES: csv.default([...DEFAULT_ACCEPTED_TYPES]),
+  UPLOAD_URL_TTL_SECONDS: z.coerce.number().int().min(60).max(604_800).default(900),
+  /** Pending records are kept this long after their URL expired, then TTL removes them. */
+  RECORD_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
+  VARIANTS: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw.trim() === '') return undefined;
+      try {
+        return JSON.parse(raw) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'VARIANTS must be JSON' });
+        return z.NEVER;
+      }
+    })
+    .pipe(VariantSpecsSchema.optional()),
+  MAX_INPUT_PIXELS: z.coerce.number().int().min(1).default(100_000_000),
+  MAX_FRAMES: z.coerce.number().int().min(1).default(200),
+  PROCESSING_TIMEOUT_MS: z.coerce.number().int().min(100).default(60_000),
+  /** Endpoints of S3-, DynamoDB- and SQS-compatible servers (the local stack); unset on AWS. */
+  S3_ENDPOINT: optionalUrl,
+  DYNAMODB_ENDPOINT: optionalUrl,
+  SQS_ENDPOINT: optionalUrl,
+});
+
+export type Env = z.input<typeof EnvSchema>;
+
+export class ConfigError extends Error {
+  readonly code = 'ConfigError';
+  override readonly name = 'ConfigError';
+}
+
+/** Validated configuration, shaped for the code that uses it. */
+export interface Config {
+  region: string;
+  tableName: string;
+  uploadBucket: string;
+  variantsBucket: string;
+  uploadPrefix: string;
+  queueUrl: string | undefined;
+  limits: {
+    maxFilesPerBatch: number;
+    maxBytes: number;
+    acceptedTypes: readonly string[];
+    uploadUrlTtlSeconds: number;
+    recordRetentionDays: number;
+  };
+  processing: {
+    variants: z.output<typeof VariantSpecsSchema> | undefined;
+    maxInputPixels: number;
+    maxFrames: number;
+    timeoutMs: number;
+  };
+  endpoints: { s3: string | undefined; dynamodb: string | undefined; sqs: string | undefined };
+}
+
+/** Parses and validates an environment; throws a `ConfigError` that names every bad setting. */
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  const result = EnvSchema.safeParse(env);
+  if (!result.success) {
+    throw new ConfigError(`Invalid configuration:\n${z.prettifyError(result.error)}`);
+  }
+  const e = result.data;
+  return {
+    region: e.AWS_REGION,
+    tableName: e.TABLE_NAME,
+    uploadBucket: e.UPLOAD_BUCKET,
+    variantsBucket: e.VARIANTS_BUCKET,
+    uploadPrefix: e.UPLOAD_PREFIX,
+    queueUrl: e.QUEUE_URL,
+    limits: {
+      maxFilesPerBatch: e.MAX_FILES_PER_BATCH,
+      maxBytes: e.MAX_BYTES,
+      acceptedTypes: e.ACCEPTED_TYPES,
+      uploadUrlTtlSeconds: e.UPLOAD_URL_TTL_SECONDS,
+      recordRetentionDays: e.RECORD_RETENTION_DAYS,
+    },
+    processing: {
+      variants: e.VARIANTS,
+      maxInputPixels: e.MAX_INPUT_PIXELS,
+      maxFrames: e.MAX_FRAMES,
+      timeoutMs: e.PROCESSING_TIMEOUT_MS,
+    },
+    endpoints: { s3: e.S3_ENDPOINT, dynamodb: e.DYNAMODB_ENDPOINT, sqs: e.SQS_ENDPOINT },
+  };
+}
+
+let cached: Config | undefined;
+
+/** The process's configuration, read from `process.env` once, on first use. */
+export function getConfig(): Config {
+  cached ??= parseConfig(process.env);
+  return cached;
+}
