@@ -39,6 +39,7 @@ const EnvSchema = z.object({
     .regex(/^[a-z0-9-]+\/$/, 'must be lowercase letters, digits or dashes, ending in "/"')
     .default('uploads/'),
   QUEUE_URL: optionalUrl,
+  DLQ_URL: optionalUrl,
   MAX_FILES_PER_BATCH: z.coerce.number().int().min(1).max(1000).default(500),
   MAX_BYTES: z.coerce
     .number()
@@ -47,7 +48,11 @@ const EnvSchema = z.object({
     .max(5 * 1024 ** 3)
     .default(50 * 1024 * 1024),
   ACCEPTED_TYPES: csv.default([...DEFAULT_ACCEPTED_TYPES]),
-  UPLOAD_URL_TTL_SECONDS: z.coerce.number().int().min(60).max(604_800).default(900),
+  UPLOAD_URL_TTL_SECONDS: z.coerce.number().int().min(1).max(604_800).default(900),
+  /** Per owner: upload URLs issued and not yet used or expired, across batches. */
+  MAX_OPEN_UPLOADS: z.coerce.number().int().min(1).default(5000),
+  /** Per owner: API requests per minute (every authenticated route). */
+  REQUESTS_PER_MINUTE: z.coerce.number().int().min(1).default(1200),
   /** Pending records are kept this long after their URL expired, then TTL removes them. */
   RECORD_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
   VARIANTS: z
@@ -66,6 +71,14 @@ const EnvSchema = z.object({
   MAX_INPUT_PIXELS: z.coerce.number().int().min(1).default(100_000_000),
   MAX_FRAMES: z.coerce.number().int().min(1).default(200),
   PROCESSING_TIMEOUT_MS: z.coerce.number().int().min(100).default(60_000),
+  /** Reconciler: `uploaded`/`processing` images untouched this long are queued again. */
+  RECONCILE_STUCK_AFTER_SECONDS: z.coerce.number().int().min(0).default(900),
+  /** Reconciler: an object stored this long while its record is still `pending` lost its event. */
+  RECONCILE_MISSED_EVENT_AFTER_SECONDS: z.coerce.number().int().min(0).default(600),
+  /** Reconciler: processing attempts after which an image fails for good. */
+  MAX_ATTEMPTS: z.coerce.number().int().min(1).default(10),
+  /** The work queue's maxReceiveCount: on the last receive a transient failure becomes final. */
+  MAX_RECEIVE_COUNT: z.coerce.number().int().min(1).max(1000).default(5),
   /** Endpoints of S3-, DynamoDB- and SQS-compatible servers (the local stack); unset on AWS. */
   S3_ENDPOINT: optionalUrl,
   DYNAMODB_ENDPOINT: optionalUrl,
@@ -87,18 +100,23 @@ export interface Config {
   variantsBucket: string;
   uploadPrefix: string;
   queueUrl: string | undefined;
+  dlqUrl: string | undefined;
+  recovery: { stuckAfterSeconds: number; missedEventAfterSeconds: number; maxAttempts: number };
   limits: {
     maxFilesPerBatch: number;
     maxBytes: number;
     acceptedTypes: readonly string[];
     uploadUrlTtlSeconds: number;
     recordRetentionDays: number;
+    maxOpenUploads: number;
+    requestsPerMinute: number;
   };
   processing: {
     variants: z.output<typeof VariantSpecsSchema> | undefined;
     maxInputPixels: number;
     maxFrames: number;
     timeoutMs: number;
+    maxReceiveCount: number;
   };
   endpoints: { s3: string | undefined; dynamodb: string | undefined; sqs: string | undefined };
 }
@@ -117,18 +135,27 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     variantsBucket: e.VARIANTS_BUCKET,
     uploadPrefix: e.UPLOAD_PREFIX,
     queueUrl: e.QUEUE_URL,
+    dlqUrl: e.DLQ_URL,
+    recovery: {
+      stuckAfterSeconds: e.RECONCILE_STUCK_AFTER_SECONDS,
+      missedEventAfterSeconds: e.RECONCILE_MISSED_EVENT_AFTER_SECONDS,
+      maxAttempts: e.MAX_ATTEMPTS,
+    },
     limits: {
       maxFilesPerBatch: e.MAX_FILES_PER_BATCH,
       maxBytes: e.MAX_BYTES,
       acceptedTypes: e.ACCEPTED_TYPES,
       uploadUrlTtlSeconds: e.UPLOAD_URL_TTL_SECONDS,
       recordRetentionDays: e.RECORD_RETENTION_DAYS,
+      maxOpenUploads: e.MAX_OPEN_UPLOADS,
+      requestsPerMinute: e.REQUESTS_PER_MINUTE,
     },
     processing: {
       variants: e.VARIANTS,
       maxInputPixels: e.MAX_INPUT_PIXELS,
       maxFrames: e.MAX_FRAMES,
       timeoutMs: e.PROCESSING_TIMEOUT_MS,
+      maxReceiveCount: e.MAX_RECEIVE_COUNT,
     },
     endpoints: { s3: e.S3_ENDPOINT, dynamodb: e.DYNAMODB_ENDPOINT, sqs: e.SQS_ENDPOINT },
   };

@@ -1,81 +1,252 @@
-import sharp, { type Metadata } from 'sharp';
+import sharp, {
+  type JpegOptions,
+  type OutputInfo,
+  type ResizeOptions,
+  type Sharp,
+  type SharpOptions,
+} from 'sharp';
+import { restrictLoaders } from './configure.ts';
 import { ImageError } from './errors.ts';
+import { inputError, type ProcessLimits, readHeader, type SourceHeader } from './header.ts';
+import { type DecodedSource, decodeHevcHeif } from './heic.ts';
+import { thumbHashOf } from './placeholder.ts';
+import { type SourceFormat, sniffFormat } from './sniff.ts';
 import { CONTENT_TYPES, type VariantFormat, type VariantSpec } from './variants.ts';
 
-export interface ProcessLimits {
-  /** Largest width x height accepted (per frame). */
-  maxInputPixels: number;
-  /** Most frames an animated image may have. */
-  maxFrames: number;
-  /** Time allowed for all variants of one image. */
-  timeoutMs: number;
-}
+export type { ProcessLimits } from './header.ts';
+export type { SourceFormat } from './sniff.ts';
 
 export interface ProcessedVariant {
   name: string;
   format: VariantFormat;
   contentType: string;
+  /** Of one frame, as displayed. */
   width: number;
   height: number;
+  /** Frames written: more than 1 only for a WebP variant of an animated source. */
+  frames: number;
   size: number;
   body: Buffer;
 }
 
 export interface ProcessedImage {
-  /** The detected input format (not the declared content type). */
-  format: string;
-  /** Of the upright image, after EXIF orientation. */
+  /** The format read from the bytes (not the declared content type). */
+  format: SourceFormat;
+  /** Of the upright image (after EXIF orientation or HEIF transforms); of one frame if animated. */
   width: number;
   height: number;
+  /** Frames of an animated GIF/WebP, else 1. */
+  frames: number;
+  /** ThumbHash of the upright sRGB image, base64. */
+  placeholder: string;
   variants: ProcessedVariant[];
 }
 
 /**
- * Turns an image's bytes into the configured variants: upright, sRGB, never enlarged, and with no
- * metadata. Throws `ImageError` for input that no retry can fix.
+ * Turns an image's bytes into the configured variants: upright, sRGB, never enlarged, without any
+ * metadata (EXIF, XMP, IPTC, ICC, comments), alpha kept for WebP/AVIF and flattened on white for
+ * JPEG; animated GIF/WebP stay animated as WebP.
+ *
+ * Throws `ImageError` for input that no retry can fix (`UnsupportedFormat`, `TooManyPixels`,
+ * `TooManyFrames`, `CorruptImage`, `ProcessingTimeout`); anything else thrown is an internal or
+ * transient failure.
  */
 export async function processImage(
   input: Buffer,
   specs: readonly VariantSpec[],
   limits: ProcessLimits,
 ): Promise<ProcessedImage> {
-  const source = sharp(input, { limitInputPixels: limits.maxInputPixels, failOn: 'error' });
-  let meta: Metadata;
+  restrictLoaders();
+  const deadline = Date.now() + limits.timeoutMs;
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(timeoutError(limits.timeoutMs)), limits.timeoutMs);
+  });
   try {
-    meta = await source.metadata();
-  } catch (cause) {
-    throw new ImageError('CorruptImage', 'The file could not be read as an image.', { cause });
+    return await Promise.race([processWithin(input, specs, limits, deadline), expired]);
+  } finally {
+    clearTimeout(timer);
   }
-  const { width = 0, height = 0, autoOrient } = meta;
-  const variants = await Promise.all(
-    specs.map(async (spec) => {
-      const pipeline = source
-        .clone()
-        .autoOrient()
-        .resize({ width: spec.width, height: spec.height, fit: spec.fit, withoutEnlargement: true })
-        .toColourspace('srgb');
-      const encoded =
-        spec.format === 'jpeg'
-          ? pipeline.flatten({ background: '#ffffff' }).jpeg({ quality: spec.quality, mozjpeg: true })
-          : spec.format === 'webp'
-            ? pipeline.webp({ quality: spec.quality, effort: spec.effort ?? 4 })
-            : pipeline.avif({ quality: spec.quality, effort: spec.effort ?? 4 });
-      const { data, info } = await encoded.toBuffer({ resolveWithObject: true });
-      return {
-        name: spec.name,
-        format: spec.format,
-        contentType: CONTENT_TYPES[spec.format],
-        width: info.width,
-        height: info.height,
-        size: data.length,
-        body: data,
-      };
-    }),
-  );
+}
+
+function timeoutError(timeoutMs: number, cause?: unknown): ImageError {
+  return new ImageError('ProcessingTimeout', `Processing took longer than ${timeoutMs} ms.`, { cause });
+}
+
+async function processWithin(
+  input: Buffer,
+  specs: readonly VariantSpec[],
+  limits: ProcessLimits,
+  deadline: number,
+): Promise<ProcessedImage> {
+  const sniffed = sniffFormat(input);
+  if (!sniffed) {
+    throw new ImageError(
+      'UnsupportedFormat',
+      'The file is not a JPEG, PNG, WebP, GIF, TIFF, AVIF or HEIF image.',
+    );
+  }
+  const header = await readHeader(input, sniffed, limits);
+
+  // libvips stops a pipeline that runs past its timeout; the race in processImage covers the rest.
+  const seconds = () => {
+    const left = deadline - Date.now();
+    if (left <= 0) throw timeoutError(limits.timeoutMs);
+    return Math.max(1, Math.ceil(left / 1000));
+  };
+  const inputOptions: SharpOptions = { failOn: 'warning', limitInputPixels: limits.maxInputPixels };
+  const rendered = header.animated
+    ? await renderAnimated({ input, options: inputOptions }, specs, seconds)
+    : await renderStill(
+        header.hevc
+          ? await decodeHevcHeif(input, header.icc, limits.maxInputPixels)
+          : { input, options: inputOptions },
+        header,
+        specs,
+        seconds,
+      );
   return {
-    format: meta.format ?? 'unknown',
-    width: autoOrient?.width ?? width,
-    height: autoOrient?.height ?? height,
-    variants,
+    format: header.format,
+    width: header.width,
+    height: header.height,
+    frames: header.frames,
+    ...rendered,
+  };
+}
+
+type Rendered = Pick<ProcessedImage, 'placeholder' | 'variants'>;
+
+/** How much a spec shrinks a `width` x `height` image (1 or more means it is not shrunk). */
+function scaleFor(spec: VariantSpec, width: number, height: number): number {
+  const sx = spec.width / width;
+  const sy = spec.height / height;
+  return spec.fit === 'cover' ? Math.max(sx, sy) : Math.min(sx, sy);
+}
+
+/**
+ * The resize that takes the working copy to a variant. `inside` sizes are computed from the source's
+ * own dimensions, so they do not depend on the rounding of the working copy.
+ */
+function targetOf(spec: VariantSpec, header: SourceHeader): ResizeOptions {
+  if (spec.fit === 'cover')
+    return { width: spec.width, height: spec.height, fit: 'cover', withoutEnlargement: true };
+  const scale = Math.min(1, scaleFor(spec, header.width, header.height));
+  return {
+    width: Math.max(1, Math.round(header.width * scale)),
+    height: Math.max(1, Math.round(header.height * scale)),
+    fit: 'fill',
+  };
+}
+
+/**
+ * A still image is decoded once, shrunk on load (JPEG DCT scaling, WebP) straight to the size of the
+ * largest variant, oriented and converted to sRGB; every variant and the placeholder are then cut
+ * from that small working copy. Measured faster than one pipeline per variant for every format
+ * (docs/performance.md), and it holds at most one working copy of the largest variant in memory.
+ */
+async function renderStill(
+  source: DecodedSource,
+  header: SourceHeader,
+  specs: readonly VariantSpec[],
+  seconds: () => number,
+): Promise<Rendered> {
+  const scale = Math.min(1, Math.max(...specs.map((spec) => scaleFor(spec, header.width, header.height))));
+  let pipeline = sharp(source.input, source.options).autoOrient().timeout({ seconds: seconds() });
+  // heic-decode always returns RGBA; drop the alpha channel a photo never had.
+  if (header.hevc && !header.hasAlpha) pipeline = pipeline.removeAlpha();
+  if (scale < 1) {
+    pipeline = pipeline.resize({
+      width: Math.ceil(header.width * scale),
+      height: Math.ceil(header.height * scale),
+      fit: 'inside',
+    });
+  }
+  let working: { data: Buffer; info: OutputInfo };
+  try {
+    working = await pipeline.toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  } catch (cause) {
+    throw inputError(cause, 'The image data is damaged or incomplete.');
+  }
+  const { data, info } = working;
+  // `info.premultiplied` only says premultiplication was used during the resize: the raw output
+  // itself is always unpremultiplied, so it must not be passed back as `premultiplied`.
+  const rawInput: SharpOptions = { raw: { width: info.width, height: info.height, channels: info.channels } };
+  const [variants, placeholder] = await Promise.all([
+    Promise.all(
+      specs.map((spec) =>
+        encodeVariant(sharp(data, rawInput), spec, seconds(), targetOf(spec, header)).catch(encodeError),
+      ),
+    ),
+    thumbHashOf(sharp(data, rawInput)),
+  ]);
+  return { variants, placeholder };
+}
+
+/**
+ * Animated GIF/WebP: WebP variants keep every frame (`pages: -1`), the other formats take the first
+ * frame. One pipeline per variant, straight from the input; frames and pixels were capped already.
+ */
+async function renderAnimated(source: DecodedSource, specs: readonly VariantSpec[], seconds: () => number) {
+  const fromInput = (pages: number) =>
+    sharp(source.input, { ...source.options, pages }).toColourspace('srgb');
+  const [variants, placeholder] = await Promise.all([
+    Promise.all(
+      specs.map((spec) =>
+        encodeVariant(fromInput(spec.format === 'webp' ? -1 : 1), spec, seconds()).catch((cause: unknown) => {
+          throw inputError(cause, 'The animation is damaged or incomplete.');
+        }),
+      ),
+    ),
+    thumbHashOf(fromInput(1)).catch((cause: unknown) => {
+      throw inputError(cause, 'The animation is damaged or incomplete.');
+    }),
+  ]);
+  return { variants, placeholder } satisfies Rendered;
+}
+
+function encodeError(cause: unknown): never {
+  if (cause instanceof Error && cause.message.startsWith('timeout:')) {
+    throw new ImageError('ProcessingTimeout', 'The image took too long to process.', { cause });
+  }
+  throw cause;
+}
+
+function jpegOptions(spec: VariantSpec): JpegOptions {
+  switch (spec.effort ?? 1) {
+    case 0:
+      return { quality: spec.quality, optimiseCoding: true };
+    case 1:
+      return { quality: spec.quality, mozjpeg: true, optimiseScans: false };
+    default:
+      return { quality: spec.quality, mozjpeg: true };
+  }
+}
+
+/** Resizes (never enlarging) and encodes one variant; sharp writes no metadata unless asked to. */
+async function encodeVariant(
+  pipeline: Sharp,
+  spec: VariantSpec,
+  seconds: number,
+  resize: ResizeOptions = { width: spec.width, height: spec.height, fit: spec.fit, withoutEnlargement: true },
+): Promise<ProcessedVariant> {
+  const resized = pipeline.resize(resize).timeout({ seconds });
+  const encoded =
+    spec.format === 'jpeg'
+      ? resized.flatten({ background: '#ffffff' }).jpeg(jpegOptions(spec))
+      : spec.format === 'webp'
+        ? resized.webp({ quality: spec.quality, effort: spec.effort ?? 4 })
+        : resized.avif({ quality: spec.quality, effort: spec.effort ?? 4 });
+  const { data, info } = await encoded.toBuffer({ resolveWithObject: true });
+  // libwebp merges identical consecutive frames (adding up their delays): count what was written.
+  const frames = (info.pages ?? 1) > 1 ? ((await sharp(data).metadata()).pages ?? 1) : 1;
+  return {
+    name: spec.name,
+    format: spec.format,
+    contentType: CONTENT_TYPES[spec.format],
+    width: info.width,
+    height: info.pageHeight ?? info.height,
+    frames,
+    size: data.length,
+    body: data,
   };
 }

@@ -5,20 +5,46 @@
  * - Batch:   pk = `B#<batchId>`, sk = `#BATCH`
  * - Item:    pk = `B#<batchId>`, sk = `I#<itemId>` (item ids are monotonic ULIDs, so a Query on the
  *            batch partition returns the items in request order; images use their imageId)
- * - Index `byImage` (partition `imageId`, sparse: rejected items have none) finds an image by id.
- * - Index `byChecksum` (partition `checksumKey` = `<owner>#<sha256>`, sparse: only ready images
- *   with a known sha256) finds an owner's duplicate.
+ * - Dedup:   pk = `D#<owner>#<sha256>`, sk = `#DEDUP`: the files of an owner's ready image with
+ *            that checksum, and how many images share them
+ * - Rate:    pk = `R#<owner>`, sk = `<window start, epoch seconds>`: requests in that window
+ * - Index `byImage` (partition `imageId`; sparse, rejected items have none) finds an image by id.
+ * - Index `byOpenUpload` (partition `openOwner`, sort `uploadExpiresAt`; sparse, only images not
+ *   yet final carry `openOwner`) counts an owner's unfinished uploads for the quota.
+ * - Index `byOpenAge` (partition `openShard`, sort `updatedAt`; sparse, only images not yet final)
+ *   lets the reconciler find work that stopped moving, across owners. `OPEN_SHARDS` partitions
+ *   spread the index's writes.
  */
 export const TABLE_SCHEMA = {
   partitionKey: 'pk',
   sortKey: 'sk',
   ttlAttribute: 'expiresAtEpoch',
   indexes: {
-    byImage: { indexName: 'byImage', partitionKey: 'imageId' },
-    byChecksum: { indexName: 'byChecksum', partitionKey: 'checksumKey' },
+    byImage: { indexName: 'byImage', partitionKey: 'imageId', projection: 'ALL' },
+    byOpenUpload: {
+      indexName: 'byOpenUpload',
+      partitionKey: 'openOwner',
+      sortKey: 'uploadExpiresAt',
+      projection: 'KEYS_ONLY',
+    },
+    byOpenAge: { indexName: 'byOpenAge', partitionKey: 'openShard', sortKey: 'updatedAt', projection: 'ALL' },
   },
 } as const;
 
+export const OPEN_SHARDS = 8;
+
+/** The byOpenAge partition of an image: a stable spread by id. */
+export function openShard(imageId: string): string {
+  let hash = 0;
+  for (let i = 0; i < imageId.length; i++) hash = (hash * 31 + imageId.charCodeAt(i)) >>> 0;
+  return String(hash % OPEN_SHARDS);
+}
+
 export const batchKey = (batchId: string) => ({ pk: `B#${batchId}`, sk: '#BATCH' });
 export const itemKey = (batchId: string, itemId: string) => ({ pk: `B#${batchId}`, sk: `I#${itemId}` });
+export const dedupKey = (owner: string, sha256: string) => ({ pk: `D#${owner}#${sha256}`, sk: '#DEDUP' });
+export const rateKey = (owner: string, windowStart: number) => ({
+  pk: `R#${owner}`,
+  sk: String(windowStart),
+});
 export const ITEM_SK_PREFIX = 'I#';

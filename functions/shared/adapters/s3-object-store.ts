@@ -1,0 +1,168 @@
+import type { Readable } from 'node:stream';
+import {
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  type GetObjectCommandOutput,
+  HeadObjectCommand,
+  PutObjectCommand,
+  PutObjectTaggingCommand,
+  paginateListObjectsV2,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import type { ObjectHead, ObjectStore, StoredObject } from '../ports.ts';
+
+/** No object under that key. */
+export class ObjectNotFoundError extends Error {
+  override readonly name = 'ObjectNotFoundError';
+  readonly code = 'ObjectNotFound';
+  readonly bucket: string;
+  readonly key: string;
+
+  constructor(bucket: string, key: string, options?: { cause?: unknown }) {
+    super(`No object s3://${bucket}/${key}`, options);
+    this.bucket = bucket;
+    this.key = key;
+  }
+}
+
+/** The object is larger than the caller accepts; it was not read. */
+export class ObjectTooLargeError extends Error {
+  override readonly name = 'ObjectTooLargeError';
+  readonly code = 'ObjectTooLarge';
+  readonly size: number;
+  readonly maxBytes: number;
+
+  constructor(bucket: string, key: string, size: number, maxBytes: number) {
+    super(`Object s3://${bucket}/${key} has ${size} bytes, more than ${maxBytes}`);
+    this.size = size;
+    this.maxBytes = maxBytes;
+  }
+}
+
+/** DeleteObjects reported keys it could not delete. */
+export class ObjectDeleteError extends Error {
+  override readonly name = 'ObjectDeleteError';
+  readonly code = 'ObjectDeleteFailed';
+  readonly keys: string[];
+
+  constructor(bucket: string, failures: ReadonlyArray<{ key: string; code: string }>) {
+    const sample = failures
+      .slice(0, 3)
+      .map((f) => `${f.key} (${f.code})`)
+      .join(', ');
+    super(`Could not delete ${failures.length} object(s) from ${bucket}: ${sample}`);
+    this.keys = failures.map((f) => f.key);
+  }
+}
+
+/** The most keys one DeleteObjects request takes. */
+const DELETE_BATCH = 1000;
+
+/** Objects in S3 (or an S3-compatible server) through the SDK. */
+export class S3ObjectStore implements ObjectStore {
+  readonly #client: S3Client;
+
+  constructor(client: S3Client) {
+    this.#client = client;
+  }
+
+  async get(bucket: string, key: string, maxBytes: number): Promise<StoredObject> {
+    let output: GetObjectCommandOutput;
+    try {
+      output = await this.#client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    } catch (error) {
+      if (isNotFound(error)) throw new ObjectNotFoundError(bucket, key, { cause: error });
+      throw error;
+    }
+    const body = output.Body as Readable | undefined;
+    const declared = output.ContentLength;
+    if (declared !== undefined && declared > maxBytes) {
+      body?.destroy();
+      throw new ObjectTooLargeError(bucket, key, declared, maxBytes);
+    }
+    const tooLarge = () => new ObjectTooLargeError(bucket, key, maxBytes + 1, maxBytes);
+    const bytes = body ? await readAtMost(body, maxBytes, tooLarge) : Buffer.alloc(0);
+    return { body: bytes, contentType: output.ContentType, size: bytes.length };
+  }
+
+  async head(bucket: string, key: string): Promise<ObjectHead | undefined> {
+    try {
+      const output = await this.#client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+      return { size: output.ContentLength ?? 0, lastModified: output.LastModified ?? new Date(0) };
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async put(bucket: string, key: string, body: Buffer, contentType: string): Promise<void> {
+    await this.#client.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: key,
+        Body: body,
+        ContentType: contentType,
+        ContentLength: body.length,
+      }),
+    );
+  }
+
+  async tag(bucket: string, key: string, tags: Record<string, string>): Promise<void> {
+    await this.#client.send(
+      new PutObjectTaggingCommand({
+        Bucket: bucket,
+        Key: key,
+        Tagging: { TagSet: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) },
+      }),
+    );
+  }
+
+  async delete(bucket: string, keys: readonly string[]): Promise<void> {
+    const unique = [...new Set(keys)];
+    for (let start = 0; start < unique.length; start += DELETE_BATCH) {
+      const chunk = unique.slice(start, start + DELETE_BATCH);
+      const output = await this.#client.send(
+        new DeleteObjectsCommand({
+          Bucket: bucket,
+          Delete: { Objects: chunk.map((Key) => ({ Key })), Quiet: true },
+        }),
+      );
+      const failures = (output.Errors ?? []).map((e) => ({ key: e.Key ?? '', code: e.Code ?? 'Unknown' }));
+      if (failures.length > 0) throw new ObjectDeleteError(bucket, failures);
+    }
+  }
+
+  async *list(bucket: string, prefix: string): AsyncIterable<string> {
+    for await (const page of paginateListObjectsV2(
+      { client: this.#client },
+      { Bucket: bucket, Prefix: prefix },
+    )) {
+      for (const object of page.Contents ?? []) {
+        if (object.Key !== undefined) yield object.Key;
+      }
+    }
+  }
+}
+
+/** Reads a stream into memory, failing as soon as it passes `maxBytes` (a lying Content-Length). */
+async function readAtMost(body: Readable, maxBytes: number, tooLarge: () => Error): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of body) {
+    const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+    total += buffer.length;
+    if (total > maxBytes) {
+      body.destroy();
+      throw tooLarge();
+    }
+    chunks.push(buffer);
+  }
+  return Buffer.concat(chunks, total);
+}
+
+function isNotFound(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  if (error.name === 'NoSuchKey' || error.name === 'NotFound') return true;
+  const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  return status === 404 && error.name !== 'NoSuchBucket';
+}

@@ -1,0 +1,111 @@
+import type {
+  APIGatewayProxyEventV2WithJWTAuthorizer,
+  APIGatewayProxyStructuredResultV2 as ApiResult,
+} from 'aws-lambda';
+import { ApiError } from '../errors.ts';
+import type { Quotas } from '../ports.ts';
+import type { Tagged } from '../status/queries.ts';
+import { deleteImage, getBatch, getImage, type StatusDeps } from '../status/queries.ts';
+import { type CreateBatchDeps, createBatch } from '../uploads/create-batch.ts';
+
+export interface ApiDeps {
+  uploads: CreateBatchDeps;
+  status: StatusDeps;
+  quotas: Quotas;
+  requestsPerMinute: number;
+  logger: { error(message: string, ...extra: unknown[]): void };
+}
+
+export type ApiEvent = APIGatewayProxyEventV2WithJWTAuthorizer;
+
+const JSON_HEADERS = { 'content-type': 'application/json' };
+// Status reads may be cached only by the client, and must be revalidated (ETag) every time.
+const REVALIDATE = { 'cache-control': 'private, no-cache' };
+
+/** Routes one API Gateway (HTTP API, payload 2.0) request to its use case and maps the outcome. */
+export async function handleApiRequest(deps: ApiDeps, event: ApiEvent): Promise<ApiResult> {
+  try {
+    return await route(deps, event);
+  } catch (error) {
+    return errorResult(deps, error);
+  }
+}
+
+async function route(deps: ApiDeps, event: ApiEvent): Promise<ApiResult> {
+  if (event.routeKey === 'GET /v1/health') return json(200, { status: 'ok' });
+  const owner = ownerOf(event);
+  const rate = await deps.quotas.hit(owner, deps.requestsPerMinute, 60);
+  if (!rate.allowed) {
+    throw new ApiError('RateLimited', `Over ${deps.requestsPerMinute} requests a minute; slow down.`, {
+      retryAfter: rate.retryAfterSeconds,
+    });
+  }
+  const params = event.pathParameters ?? {};
+  switch (event.routeKey) {
+    case 'POST /v1/uploads':
+      return json(201, await createBatch(deps.uploads, owner, parseBody(event)));
+    case 'GET /v1/images/{imageId}':
+      return conditional(event, await getImage(deps.status, owner, params.imageId ?? ''));
+    case 'GET /v1/batches/{batchId}': {
+      const query = event.queryStringParameters ?? {};
+      const page = { limit: query.limit, cursor: query.cursor };
+      return conditional(event, await getBatch(deps.status, owner, params.batchId ?? '', page));
+    }
+    case 'DELETE /v1/images/{imageId}':
+      await deleteImage(deps.status, owner, params.imageId ?? '');
+      return { statusCode: 204 };
+    default:
+      throw new ApiError('NotFound', `No route ${event.routeKey}.`);
+  }
+}
+
+/** The caller: the JWT's `sub`, as the authorizer verified it. */
+function ownerOf(event: ApiEvent): string {
+  const sub = event.requestContext.authorizer?.jwt?.claims?.sub;
+  if (typeof sub !== 'string' || sub === '') {
+    throw new ApiError('Unauthorized', 'Send Authorization: Bearer <token>.');
+  }
+  return sub;
+}
+
+function parseBody(event: ApiEvent): unknown {
+  if (!event.body) throw new ApiError('InvalidRequest', 'The request needs a JSON body.');
+  const text = event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
+  try {
+    return JSON.parse(text);
+  } catch (cause) {
+    throw new ApiError('InvalidRequest', 'The body is not valid JSON.', { cause });
+  }
+}
+
+async function conditional<T>(event: ApiEvent, tagged: Tagged<T>): Promise<ApiResult> {
+  const ifNoneMatch = event.headers['if-none-match'];
+  if (ifNoneMatch && etagMatches(ifNoneMatch, tagged.etag)) {
+    return { statusCode: 304, headers: { etag: tagged.etag, ...REVALIDATE } };
+  }
+  return json(200, await tagged.render(), { etag: tagged.etag, ...REVALIDATE });
+}
+
+function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): ApiResult {
+  return { statusCode, headers: { ...JSON_HEADERS, ...headers }, body: JSON.stringify(body) };
+}
+
+/** The one place errors become responses; a 5xx never carries internals. */
+function errorResult(deps: ApiDeps, error: unknown): ApiResult {
+  if (error instanceof ApiError) {
+    const headers: Record<string, string> = {};
+    if (error.retryAfter !== undefined) headers['retry-after'] = String(error.retryAfter);
+    const body = {
+      code: error.code,
+      message: error.message,
+      ...(error.details ? { details: error.details } : {}),
+    };
+    return json(error.status, { error: body }, headers);
+  }
+  deps.logger.error('Unhandled error', error as Error);
+  return json(500, {
+    error: { code: 'InternalError', message: 'Something went wrong on our side. Try again.' },
+  });
+}
+
+import { etagMatches } from '../status/views.ts';

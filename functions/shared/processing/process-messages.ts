@@ -1,0 +1,59 @@
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { markLanded, type ProcessingDeps, parseUploadKey, processUpload } from './process-upload.ts';
+import { objectsInNotification } from './s3-notifications.ts';
+
+export interface QueueDeps extends ProcessingDeps {
+  /** The queue's maxReceiveCount: past it the message would go to the DLQ. */
+  maxReceiveCount: number;
+}
+
+const processor = new BatchProcessor(EventType.SQS);
+
+/**
+ * Handles one SQS batch of S3 notifications with partial batch responses: a message is reported
+ * failed (and retried by SQS) only for a transient error; a bad file is finished as `failed`.
+ */
+export async function processMessages(
+  deps: QueueDeps,
+  event: SQSEvent,
+  context?: Context,
+): Promise<SQSBatchResponse> {
+  // Everything in this batch has landed and is queued; say so before the first one is processed.
+  const landed = event.Records.flatMap((record) => objectsInNotification(record.body));
+  await Promise.allSettled(landed.map((object) => markLanded(deps, object)));
+
+  return processPartialResponse(event, (record: SQSRecord) => handleRecord(deps, record), processor, {
+    ...(context ? { context } : {}),
+    // One image at a time per invocation: sharp already spreads one image over the vCPUs.
+    processInParallel: false,
+    throwOnFullBatchFailure: false,
+  });
+}
+
+async function handleRecord(deps: QueueDeps, record: SQSRecord): Promise<void> {
+  const objects = objectsInNotification(record.body);
+  if (objects.length === 0) {
+    deps.logger.info('Acknowledging a message that names no created object (e.g. s3:TestEvent)', {
+      messageId: record.messageId,
+    });
+    return;
+  }
+  for (const object of objects) {
+    try {
+      await processUpload(deps, object);
+    } catch (error) {
+      const receives = Number(record.attributes.ApproximateReceiveCount);
+      const ids = parseUploadKey(deps.uploadPrefix, object.key);
+      if (receives < deps.maxReceiveCount || !ids) throw error;
+      // The last try: record that the image failed for good rather than leave it in `processing`,
+      // and let the message go on to the DLQ, where operators see it.
+      deps.logger.error('Giving up on an image after its last attempt', { ...ids, receives, error });
+      await deps.records.markFailed(ids.batchId, ids.imageId, {
+        code: 'ProcessingFailed',
+        message: `Processing failed ${receives} times. Upload the file again in a new batch.`,
+      });
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,25 @@
+import type { S3Event } from 'aws-lambda';
+import type { UploadedObject } from './process-upload.ts';
+
+/**
+ * The created objects an SQS message body names. S3 sends a `s3:TestEvent` when a notification is
+ * configured; it names no object, and neither does a body that is not an S3 event.
+ */
+export function objectsInNotification(body: string): UploadedObject[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return [];
+  }
+  const records = (parsed as Partial<S3Event> | null)?.Records;
+  if (!Array.isArray(records)) return [];
+  return records
+    .filter(
+      (record) => typeof record?.eventName === 'string' && record.eventName.startsWith('ObjectCreated:'),
+    )
+    .map((record) => ({ bucket: record.s3.bucket.name, key: decodeEventKey(record.s3.object.key) }));
+}
+
+/** Keys in S3 events are URL-encoded, with `+` standing for a space. */
+export const decodeEventKey = (key: string) => decodeURIComponent(key.replace(/\+/g, ' '));

@@ -1,0 +1,100 @@
+import type { ImageRecords, ObjectStore, WorkQueue } from '../ports.ts';
+import { parseUploadKey } from '../processing/process-upload.ts';
+import type { ImageItem } from '../records/types.ts';
+
+export interface ReconcileDeps {
+  records: ImageRecords;
+  objects: ObjectStore;
+  queue: WorkQueue;
+  uploadBucket: string;
+  uploadPrefix: string;
+  logger: { info(message: string, ...extra: unknown[]): void };
+  now?: () => Date;
+}
+
+export interface ReconcileOptions {
+  /** An image in `uploaded` or `processing` untouched this long is queued again. */
+  stuckAfterMs: number;
+  /** A stored object whose record is still `pending` this long after it landed lost its event. */
+  missedEventAfterMs: number;
+  /** Processing attempts after which an image is failed for good (`ProcessingFailed`). */
+  maxAttempts: number;
+  /** Dead letters looked at in one run. */
+  maxDeadLetters: number;
+}
+
+export interface ReconcileReport {
+  /** Records failed as `ProcessingFailed` because their message reached the DLQ. */
+  failedFromDeadLetters: number;
+  /** Records failed as `ProcessingFailed` after too many attempts. */
+  failedAfterAttempts: number;
+  /** Records stuck in `uploaded` or `processing`, queued again. */
+  requeuedStuck: number;
+  /** Stored objects whose S3 event never arrived, queued. */
+  queuedMissedEvents: number;
+  /** Pending images whose URL ran out with nothing uploaded, no longer tracked. */
+  closedExpired: number;
+}
+
+/** After its URL ran out, an upload that was under way may still land for a short while. */
+const LATE_UPLOAD_GRACE_MS = 5 * 60_000;
+
+/**
+ * Brings every unfinished image back on the road to a final state: the one code path that heals
+ * the deployed pipeline (scheduled) and the local stack (at start and on a timer). Every step is
+ * idempotent; running it twice, or beside the optimizer, is safe.
+ */
+export async function reconcile(deps: ReconcileDeps, options: ReconcileOptions): Promise<ReconcileReport> {
+  const now = (deps.now ?? (() => new Date()))();
+  const report: ReconcileReport = {
+    failedFromDeadLetters: 0,
+    failedAfterAttempts: 0,
+    requeuedStuck: 0,
+    queuedMissedEvents: 0,
+    closedExpired: 0,
+  };
+
+  for (const letter of await deps.queue.deadLetters(options.maxDeadLetters)) {
+    const ids = parseUploadKey(deps.uploadPrefix, letter.key);
+    if (!ids) continue;
+    const failed = await deps.records.markFailed(ids.batchId, ids.imageId, {
+      code: 'ProcessingFailed',
+      message: 'Processing failed on every attempt. Upload the file again in a new batch.',
+    });
+    if (failed.applied) report.failedFromDeadLetters++;
+  }
+
+  const toQueue: ImageItem[] = [];
+  const oldest = Math.min(options.stuckAfterMs, options.missedEventAfterMs);
+  for await (const item of deps.records.listStale(new Date(now.getTime() - oldest).toISOString())) {
+    const age = now.getTime() - Date.parse(item.updatedAt);
+    if (item.status === 'pending') {
+      const object = await deps.objects.head(deps.uploadBucket, item.key);
+      if (object && now.getTime() - object.lastModified.getTime() >= options.missedEventAfterMs) {
+        if ((await deps.records.advance(item.batchId, item.imageId, 'uploaded')).applied) {
+          toQueue.push(item);
+          report.queuedMissedEvents++;
+        }
+      } else if (!object && Date.parse(item.uploadExpiresAt) + LATE_UPLOAD_GRACE_MS < now.getTime()) {
+        if (await deps.records.closeExpired(item.batchId, item.imageId)) report.closedExpired++;
+      }
+    } else if ((item.status === 'uploaded' || item.status === 'processing') && age >= options.stuckAfterMs) {
+      if ((item.attempts ?? 0) >= options.maxAttempts) {
+        const failed = await deps.records.markFailed(item.batchId, item.imageId, {
+          code: 'ProcessingFailed',
+          message: `Processing was tried ${item.attempts} times without finishing. Upload the file again.`,
+        });
+        if (failed.applied) report.failedAfterAttempts++;
+      } else if (await deps.records.touch(item.batchId, item.imageId, item.status)) {
+        toQueue.push(item);
+        report.requeuedStuck++;
+      }
+    }
+  }
+  if (toQueue.length > 0) {
+    await deps.queue.enqueue(toQueue.map((item) => ({ bucket: deps.uploadBucket, key: item.key })));
+  }
+  if (Object.values(report).some((count) => count > 0))
+    deps.logger.info('Reconciled unfinished work', report);
+  return report;
+}

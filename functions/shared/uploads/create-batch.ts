@@ -1,0 +1,179 @@
+import { ApiError } from '../errors.ts';
+import { newId } from '../ids.ts';
+import type { ImageRecords, PresignedUpload, Quotas, SharedFiles, UrlSigner } from '../ports.ts';
+import type { ErrorInfo, ImageItem, RejectedItem } from '../records/types.ts';
+import {
+  type FileRequest,
+  type UploadLimits,
+  type ValidatedFile,
+  validateUploadRequest,
+} from './validate.ts';
+
+export interface CreateBatchDeps {
+  records: ImageRecords;
+  signer: UrlSigner;
+  quotas: Quotas;
+  uploadBucket: string;
+  uploadPrefix: string;
+  limits: UploadLimits & { uploadUrlTtlSeconds: number; maxOpenUploads: number };
+  now?: () => Date;
+}
+
+export type CreatedItem =
+  | { index: number; imageId: string; status: 'pending'; upload: PresignedUpload }
+  | { index: number; imageId: string; status: 'ready'; duplicateOf: string }
+  | { index: number; status: 'rejected'; error: ErrorInfo };
+
+export interface CreatedBatch {
+  batchId: string;
+  expiresAt: string;
+  items: CreatedItem[];
+}
+
+/** The object key of an upload: built by the server, never from the client's file name. */
+export const uploadKey = (prefix: string, batchId: string, imageId: string) =>
+  `${prefix}${batchId}/${imageId}`;
+
+/**
+ * Starts a batch: validates every file, records the batch and one item per file, and presigns one
+ * PUT per accepted file. Files that break a rule are recorded as `rejected`; the rest proceed. A
+ * file whose sha256 matches one of the owner's ready images is `ready` at once (`duplicateOf`).
+ */
+export async function createBatch(
+  deps: CreateBatchDeps,
+  owner: string,
+  body: unknown,
+): Promise<CreatedBatch> {
+  const validated = validateUploadRequest(body, deps.limits);
+  const now = (deps.now ?? (() => new Date()))();
+  const createdAt = now.toISOString();
+  const expiresAt = new Date(now.getTime() + deps.limits.uploadUrlTtlSeconds * 1000).toISOString();
+  const batchId = newId();
+
+  const duplicates = await findDuplicates(deps, owner, validated);
+  const toUpload = validated.filter((r) => r.ok && !(r.file.sha256 && duplicates.has(r.file.sha256))).length;
+  await checkOpenUploads(deps, owner, toUpload, now);
+  await retainDuplicates(deps, owner, validated, duplicates);
+
+  const records: (ImageItem | RejectedItem)[] = validated.map((result, index) => {
+    const itemId = newId();
+    const base = { batchId, itemId, index, owner, createdAt, updatedAt: createdAt };
+    if (!result.ok) return { ...base, name: result.name, status: 'rejected', error: result.error };
+    const image = imageRecord(base, result.file, deps.uploadPrefix, expiresAt);
+    const shared = result.file.sha256 ? duplicates.get(result.file.sha256) : undefined;
+    return shared ? duplicateRecord(image, shared) : image;
+  });
+
+  const uploads = await Promise.all(
+    records.map((record) =>
+      record.status !== 'pending'
+        ? undefined
+        : deps.signer.presignPut({
+            bucket: deps.uploadBucket,
+            key: record.key,
+            contentType: record.type,
+            contentLength: record.size,
+            sha256Hex: record.sha256,
+            expiresInSeconds: deps.limits.uploadUrlTtlSeconds,
+          }),
+    ),
+  );
+  await deps.records.createBatch({ batchId, owner, createdAt, expiresAt }, records);
+
+  return {
+    batchId,
+    expiresAt,
+    items: records.map((record, index): CreatedItem => {
+      if (record.status === 'rejected') return { index, status: 'rejected', error: record.error };
+      if (record.duplicateOf !== undefined) {
+        return { index, imageId: record.imageId, status: 'ready', duplicateOf: record.duplicateOf };
+      }
+      return { index, imageId: record.imageId, status: 'pending', upload: uploads[index] as PresignedUpload };
+    }),
+  };
+}
+
+function imageRecord(
+  base: Omit<ImageItem, 'status' | 'imageId' | 'type' | 'size' | 'key' | 'uploadExpiresAt' | 'name'>,
+  file: FileRequest,
+  prefix: string,
+  uploadExpiresAt: string,
+): ImageItem {
+  return {
+    ...base,
+    status: 'pending',
+    imageId: base.itemId,
+    name: file.name,
+    type: file.type,
+    size: file.size,
+    ...(file.sha256 ? { sha256: file.sha256 } : {}),
+    key: uploadKey(prefix, base.batchId, base.itemId),
+    uploadExpiresAt,
+  };
+}
+
+async function findDuplicates(
+  deps: CreateBatchDeps,
+  owner: string,
+  validated: readonly ValidatedFile[],
+): Promise<Map<string, SharedFiles>> {
+  const checksums = validated.flatMap((r) => (r.ok && r.file.sha256 ? [r.file.sha256] : []));
+  return checksums.length > 0 ? deps.records.findDuplicates(owner, checksums) : new Map();
+}
+
+/** Counts the new users of shared files first, so that a concurrent DELETE never removes them. */
+async function retainDuplicates(
+  deps: CreateBatchDeps,
+  owner: string,
+  validated: readonly ValidatedFile[],
+  duplicates: Map<string, SharedFiles>,
+): Promise<void> {
+  const uses = new Map<string, number>();
+  for (const r of validated) {
+    if (r.ok && r.file.sha256 && duplicates.has(r.file.sha256)) {
+      uses.set(r.file.sha256, (uses.get(r.file.sha256) ?? 0) + 1);
+    }
+  }
+  await Promise.all(
+    [...uses].map(async ([sha256, count]) => {
+      // Deleted in the meantime: these files are uploaded like any other.
+      if (!(await deps.records.retainSharedFiles(owner, sha256, count))) duplicates.delete(sha256);
+    }),
+  );
+}
+
+async function checkOpenUploads(
+  deps: CreateBatchDeps,
+  owner: string,
+  adding: number,
+  now: Date,
+): Promise<void> {
+  if (adding === 0) return;
+  const { count, nextExpiry } = await deps.quotas.openUploads(owner);
+  const max = deps.limits.maxOpenUploads;
+  if (count + adding <= max) return;
+  const retryAfter = nextExpiry
+    ? Math.max(1, Math.ceil((Date.parse(nextExpiry) - now.getTime()) / 1000))
+    : 60;
+  throw new ApiError(
+    'QuotaExceeded',
+    `You have ${count} unfinished uploads and this batch adds ${adding}; the limit is ${max}. ` +
+      'Upload or abandon the files you already asked for, or send a smaller batch.',
+    { retryAfter },
+  );
+}
+
+function duplicateRecord(image: ImageItem, shared: SharedFiles): ImageItem {
+  const { width, height, format, placeholder, variants } = shared;
+  return {
+    ...image,
+    status: 'ready',
+    key: shared.key,
+    width,
+    height,
+    format,
+    placeholder,
+    variants,
+    duplicateOf: shared.imageId,
+  };
+}

@@ -1,0 +1,79 @@
+import { join } from 'node:path';
+import { type Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+
+const PROJECT_ROOT = join(import.meta.dirname, '..', '..');
+
+export interface PipelineFunctionProps {
+  /** The handler module, relative to the project root, exporting `handler`. */
+  entry: string;
+  description: string;
+  memorySize: number;
+  timeout: Duration;
+  /** Built by `functionEnvironment` (see function-environment.ts). */
+  environment: Record<string, string>;
+  /** Packages installed into the asset instead of bundled (native code such as sharp). */
+  nodeModules?: string[];
+}
+
+/**
+ * One Lambda function of the pipeline: Node.js 24 on arm64, bundled as minified ESM, with its own
+ * log group (bounded retention) and its own role. The role only gets permission to write to that
+ * log group; every other permission is granted by the construct that wires the function up.
+ */
+export class PipelineFunction extends Construct {
+  readonly fn: nodejs.NodejsFunction;
+  readonly role: iam.Role;
+  readonly logGroup: logs.LogGroup;
+
+  constructor(scope: Construct, id: string, props: PipelineFunctionProps) {
+    super(scope, id);
+    this.logGroup = new logs.LogGroup(this, 'logs', {
+      retention: logs.RetentionDays.ONE_MONTH,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    // An own role instead of AWSLambdaBasicExecutionRole, whose log permissions cover every log group.
+    this.role = new iam.Role(this, 'role', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `Runs ${props.description}`,
+    });
+    this.logGroup.grantWrite(this.role);
+
+    this.fn = new nodejs.NodejsFunction(this, 'function', {
+      entry: join(PROJECT_ROOT, props.entry),
+      handler: 'handler',
+      description: props.description,
+      runtime: lambda.Runtime.NODEJS_24_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: props.memorySize,
+      timeout: props.timeout,
+      role: this.role,
+      logGroup: this.logGroup,
+      // Minified bundles ship source maps; this makes stack traces in the logs point at the sources.
+      environment: { ...props.environment, NODE_OPTIONS: '--enable-source-maps' },
+      projectRoot: PROJECT_ROOT,
+      depsLockFilePath: join(PROJECT_ROOT, 'package-lock.json'),
+      bundling: {
+        format: nodejs.OutputFormat.ESM,
+        target: 'node24',
+        mainFields: ['module', 'main'],
+        minify: true,
+        sourceMap: true,
+        // Bundled CommonJS dependencies call `require`, which ESM modules do not have.
+        banner:
+          "import { createRequire as __pipelineCreateRequire } from 'node:module'; const require = __pipelineCreateRequire(import.meta.url);",
+        ...(props.nodeModules
+          ? {
+              nodeModules: props.nodeModules,
+              // npm installs the native packages for Lambda's platform, not for the build machine.
+              environment: { npm_config_os: 'linux', npm_config_cpu: 'arm64', npm_config_libc: 'glibc' },
+            }
+          : {}),
+      },
+    });
+  }
+}

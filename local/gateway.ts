@@ -1,0 +1,206 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { APIGatewayProxyEventV2WithJWTAuthorizer, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { ROUTES, type RouteDefinition, routeKey } from '../functions/api/routes.ts';
+
+export interface GatewayOptions {
+  port: number;
+  handler: (event: APIGatewayProxyEventV2WithJWTAuthorizer) => Promise<APIGatewayProxyStructuredResultV2>;
+  onError: (error: unknown) => void;
+}
+
+export interface Gateway {
+  url: string;
+  /** Stops accepting requests and waits for those in flight. */
+  stop(): Promise<void>;
+}
+
+/** API Gateway's payload limit for HTTP APIs. */
+const MAX_BODY_BYTES = 10 * 1024 * 1024;
+
+const CORS_HEADERS = {
+  'access-control-allow-origin': '*',
+  'access-control-allow-headers': 'authorization, content-type, if-none-match',
+  'access-control-allow-methods': 'GET, POST, DELETE, OPTIONS',
+  'access-control-expose-headers': 'etag, retry-after',
+  'access-control-max-age': '600',
+};
+
+interface CompiledRoute {
+  route: RouteDefinition;
+  pattern: RegExp;
+  names: string[];
+}
+
+const compiled: CompiledRoute[] = ROUTES.map((route) => {
+  const names: string[] = [];
+  const source = route.path.replace(/\{(\w+)\}/g, (_, name: string) => {
+    names.push(name);
+    return '([^/]+)';
+  });
+  return { route, pattern: new RegExp(`^${source}$`), names };
+});
+
+/**
+ * Plays API Gateway (HTTP API, payload 2.0) on loopback: matches the stack's routes, plays the JWT
+ * authorizer (on the local stack the bearer token itself is the owner id, put in the `sub` claim),
+ * and passes each request to the API handler as an `APIGatewayProxyEventV2`.
+ */
+export async function startGateway(options: GatewayOptions): Promise<Gateway> {
+  const server = createServer((req, res) => {
+    serve(options, req, res).catch((error: unknown) => {
+      options.onError(error);
+      if (!res.headersSent) send(res, errorResult(500, 'InternalError', 'The local gateway failed.'));
+      else res.destroy();
+    });
+  });
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, '127.0.0.1', resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, stop: () => close(server) };
+}
+
+async function serve(options: GatewayOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  const method = req.method ?? 'GET';
+  if (method === 'OPTIONS') {
+    res.writeHead(204, CORS_HEADERS).end();
+    return;
+  }
+  const match = matchRoute(method, url.pathname);
+  if (!match) {
+    send(res, errorResult(404, 'NotFound', `No route ${method} ${url.pathname}.`));
+    return;
+  }
+  const body = await readBody(req);
+  if (body === undefined) {
+    send(res, errorResult(413, 'InvalidRequest', `The body is over ${MAX_BODY_BYTES} bytes.`));
+    return;
+  }
+  let sub: string | undefined;
+  if (match.route.authenticated) {
+    sub = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1];
+    if (!sub) {
+      send(
+        res,
+        errorResult(
+          401,
+          'Unauthorized',
+          'Send Authorization: Bearer <token>; locally the token is your owner id.',
+        ),
+      );
+      return;
+    }
+  }
+  const event = toEvent(req, url, match, body, sub);
+  send(res, await options.handler(event));
+}
+
+function matchRoute(method: string, path: string) {
+  for (const candidate of compiled) {
+    if (candidate.route.method !== method) continue;
+    const found = candidate.pattern.exec(path);
+    if (!found) continue;
+    const pathParameters: Record<string, string> = {};
+    candidate.names.forEach((name, i) => {
+      pathParameters[name] = decodeURIComponent(found[i + 1] ?? '');
+    });
+    return { route: candidate.route, pathParameters };
+  }
+  return undefined;
+}
+
+function toEvent(
+  req: IncomingMessage,
+  url: URL,
+  match: NonNullable<ReturnType<typeof matchRoute>>,
+  body: Buffer,
+  sub: string | undefined,
+): APIGatewayProxyEventV2WithJWTAuthorizer {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(',') : value;
+  }
+  const query: Record<string, string> = {};
+  for (const [name, value] of url.searchParams)
+    query[name] = name in query ? `${query[name]},${value}` : value;
+  const now = new Date();
+  const isText = body.length === 0 || /json|text/.test(headers['content-type'] ?? '');
+  return {
+    version: '2.0',
+    routeKey: routeKey(match.route),
+    rawPath: url.pathname,
+    rawQueryString: url.search.slice(1),
+    headers,
+    ...(url.search ? { queryStringParameters: query } : {}),
+    ...(Object.keys(match.pathParameters).length > 0 ? { pathParameters: match.pathParameters } : {}),
+    ...(body.length > 0 ? { body: isText ? body.toString('utf8') : body.toString('base64') } : {}),
+    isBase64Encoded: !isText,
+    requestContext: {
+      accountId: '000000000000',
+      apiId: 'local',
+      domainName: headers.host ?? 'localhost',
+      domainPrefix: 'local',
+      http: {
+        method: match.route.method,
+        path: url.pathname,
+        protocol: `HTTP/${req.httpVersion}`,
+        sourceIp: req.socket.remoteAddress ?? '127.0.0.1',
+        userAgent: headers['user-agent'] ?? '',
+      },
+      requestId: randomUUID(),
+      routeKey: routeKey(match.route),
+      stage: '$default',
+      time: now.toUTCString(),
+      timeEpoch: now.getTime(),
+      authorizer: {
+        principalId: '',
+        integrationLatency: 0,
+        jwt: { claims: sub ? { sub } : {}, scopes: [] },
+      },
+    },
+  };
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) return undefined;
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+function errorResult(statusCode: number, code: string, message: string): APIGatewayProxyStructuredResultV2 {
+  return {
+    statusCode,
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ error: { code, message } }),
+  };
+}
+
+function send(res: ServerResponse, result: APIGatewayProxyStructuredResultV2): void {
+  const headers: Record<string, string> = { ...CORS_HEADERS };
+  for (const [name, value] of Object.entries(result.headers ?? {})) headers[name] = String(value);
+  const body =
+    result.body === undefined
+      ? undefined
+      : Buffer.from(result.body, result.isBase64Encoded ? 'base64' : 'utf8');
+  if (body && !('content-type' in headers)) headers['content-type'] = 'application/json';
+  res.writeHead(result.statusCode ?? 200, headers);
+  if (body) res.end(body);
+  else res.end();
+}
+
+function close(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeIdleConnections();
+  });
+}

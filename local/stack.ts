@@ -1,0 +1,150 @@
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { startEmulators } from './emulators/index.ts';
+import { startGateway } from './gateway.ts';
+import { notificationBridge } from './notifications.ts';
+import { startPoller } from './poller.ts';
+import type { LocalSettings } from './settings.ts';
+
+export interface LocalStack {
+  apiUrl: string;
+  s3Endpoint: string;
+  /** Stops taking requests and messages, finishes work in flight, and closes the servers. */
+  stop(): Promise<void>;
+}
+
+const NAMES = {
+  uploadBucket: 'photo-intake-uploads',
+  variantsBucket: 'photo-intake-variants',
+  table: 'photo-intake',
+  queue: 'photo-intake-work',
+  dlq: 'photo-intake-work-dlq',
+  uploadPrefix: 'uploads/',
+} as const;
+
+// The local servers' fixed development credentials (those of the S3 server's default account).
+const LOCAL_CREDENTIALS = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' };
+
+/**
+ * Runs the whole pipeline in this process: S3-, SQS- and DynamoDB-compatible servers on loopback,
+ * with the glue that stands in for S3 notifications, Lambda's SQS poller and API Gateway. The
+ * handlers are the deployed ones, unchanged, configured through their environment.
+ */
+export async function startLocalStack(
+  settings: LocalSettings,
+  log: (line: string) => void,
+): Promise<LocalStack> {
+  await mkdir(settings.dataDir, { recursive: true });
+  const emulators = await startEmulators({
+    dataDir: settings.dataDir,
+    buckets: { upload: NAMES.uploadBucket, variants: NAMES.variantsBucket },
+    tableName: NAMES.table,
+    queueName: NAMES.queue,
+    dlqName: NAMES.dlq,
+    visibilityTimeoutSeconds: settings.visibilityTimeoutSeconds,
+    maxReceiveCount: settings.maxReceiveCount,
+  });
+
+  const region = 'us-east-1';
+  // The handlers read their configuration once, on import: set it first.
+  Object.assign(process.env, {
+    ...LOCAL_CREDENTIALS,
+    AWS_REGION: region,
+    TABLE_NAME: NAMES.table,
+    UPLOAD_BUCKET: NAMES.uploadBucket,
+    VARIANTS_BUCKET: NAMES.variantsBucket,
+    UPLOAD_PREFIX: NAMES.uploadPrefix,
+    QUEUE_URL: emulators.queueUrl,
+    DLQ_URL: emulators.dlqUrl,
+    // Locally the queue is ours alone: look for stuck work after two visibility timeouts, and for
+    // lost notifications a minute after the object landed.
+    RECONCILE_STUCK_AFTER_SECONDS: String(settings.visibilityTimeoutSeconds * 2),
+    RECONCILE_MISSED_EVENT_AFTER_SECONDS: '60',
+    S3_ENDPOINT: emulators.s3Endpoint,
+    DYNAMODB_ENDPOINT: emulators.dynamodbEndpoint,
+    SQS_ENDPOINT: emulators.sqsEndpoint,
+    MAX_RECEIVE_COUNT: String(settings.maxReceiveCount),
+    PROCESSING_TIMEOUT_MS: String(settings.processingTimeoutMs),
+    POWERTOOLS_LOG_LEVEL: settings.logLevel,
+    POWERTOOLS_DEV: 'true',
+  });
+  const [api, optimizer, reconciler] = await Promise.all([
+    import('../functions/api/handler.ts'),
+    import('../functions/optimizer/handler.ts'),
+    import('../functions/reconciler/handler.ts'),
+  ]);
+
+  const onError = (where: string) => (error: unknown) =>
+    log(`${where}: ${error instanceof Error ? error.message : String(error)}`);
+  const sqs = new SQSClient({ region, endpoint: emulators.sqsEndpoint });
+  const bridge = notificationBridge({
+    sqs,
+    queueUrl: emulators.queueUrl,
+    bucket: NAMES.uploadBucket,
+    prefix: NAMES.uploadPrefix,
+    onError: onError('notification'),
+  });
+  emulators.onObjectCreated((event) => bridge.onObjectCreated(event));
+
+  // The queue server may have lost messages, and a crash may have lost notifications: before taking
+  // new work, queue every stored object still `pending`, and work stuck past a visibility timeout.
+  const recovered = await reconciler.handler({
+    detail: { missedEventAfterSeconds: 0, stuckAfterSeconds: settings.visibilityTimeoutSeconds },
+  });
+  const resumed = recovered.queuedMissedEvents + recovered.requeuedStuck;
+  if (resumed > 0) log(`resuming ${resumed} unfinished image(s) from ${settings.dataDir}`);
+  const reconciling = startReconcileTimer(
+    () => reconciler.handler({}),
+    settings.reconcileIntervalMs,
+    onError('reconciler'),
+  );
+
+  const poller = startPoller({
+    sqs,
+    queueUrl: emulators.queueUrl,
+    queueArn: emulators.queueArn,
+    region,
+    handler: optimizer.handler,
+    concurrency: settings.optimizerConcurrency,
+    batchSize: 5,
+    functionTimeoutMs: settings.processingTimeoutMs * 1.5,
+    onError: onError('optimizer'),
+  });
+  const gateway = await startGateway({ port: settings.port, handler: api.handler, onError: onError('api') });
+
+  return {
+    apiUrl: gateway.url,
+    s3Endpoint: emulators.s3Endpoint,
+    async stop() {
+      await gateway.stop();
+      await bridge.drain();
+      await reconciling.stop();
+      await poller.stop();
+      sqs.destroy();
+      await emulators.stop();
+    },
+  };
+}
+
+export const dataPath = (settings: LocalSettings, ...parts: string[]) =>
+  path.join(settings.dataDir, ...parts);
+
+/** Plays the deployed reconciler's schedule; runs never overlap. */
+function startReconcileTimer(
+  run: () => Promise<unknown>,
+  intervalMs: number,
+  onError: (error: unknown) => void,
+) {
+  let current: Promise<unknown> = Promise.resolve();
+  const timer = setInterval(() => {
+    current = current.then(run).catch(onError);
+  }, intervalMs);
+  timer.unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await current;
+    },
+  };
+}

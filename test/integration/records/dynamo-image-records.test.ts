@@ -1,0 +1,102 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DynamoImageRecords } from '../../../functions/shared/adapters/dynamo-image-records.ts';
+import { newId } from '../../../functions/shared/ids.ts';
+import type { BatchItem, ImageItem } from '../../../functions/shared/records/types.ts';
+import { ensureTable, startDynamoServer } from '../../../local/emulators/dynamodb.ts';
+
+const TABLE = 'records-test';
+const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
+
+describe('DynamoImageRecords against a DynamoDB-compatible server', () => {
+  let server: Awaited<ReturnType<typeof startDynamoServer>>;
+  let records: DynamoImageRecords;
+
+  beforeAll(async () => {
+    server = await startDynamoServer({});
+    const client = new DynamoDBClient({ region: 'us-east-1', endpoint: server.endpoint, credentials });
+    await ensureTable(client, TABLE);
+    records = new DynamoImageRecords(DynamoDBDocumentClient.from(client), {
+      tableName: TABLE,
+      retentionSeconds: 60,
+    });
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  const makeBatch = async (count: number, owner = 'alice') => {
+    const batchId = newId();
+    const now = new Date().toISOString();
+    const items: BatchItem[] = Array.from({ length: count }, (_, index) => {
+      const itemId = newId();
+      return {
+        batchId,
+        itemId,
+        imageId: itemId,
+        index,
+        owner,
+        name: `IMG_${index}.jpg`,
+        status: 'pending',
+        type: 'image/jpeg',
+        size: 100 + index,
+        key: `uploads/${batchId}/${itemId}`,
+        createdAt: now,
+        updatedAt: now,
+        uploadExpiresAt: new Date(Date.now() + 60_000).toISOString(),
+      } satisfies ImageItem;
+    });
+    await records.createBatch({ batchId, owner, createdAt: now, expiresAt: now }, items);
+    return { batchId, items: items as ImageItem[] };
+  };
+
+  it('writes a batch of 500 and reads it back in request order', async () => {
+    const { batchId } = await makeBatch(500);
+    const page = await records.getBatch(batchId);
+    expect(page?.batch.owner).toBe('alice');
+    expect(page?.items.map((item) => item.index)).toEqual(Array.from({ length: 500 }, (_, i) => i));
+  });
+
+  it('moves an image forward only', async () => {
+    const { batchId, items } = await makeBatch(1);
+    const imageId = (items[0] as ImageItem).imageId;
+    expect((await records.advance(batchId, imageId, 'uploaded')).applied).toBe(true);
+    expect((await records.advance(batchId, imageId, 'processing')).applied).toBe(true);
+    // A retry re-enters processing and counts the attempt.
+    const again = await records.advance(batchId, imageId, 'processing');
+    expect(again).toMatchObject({ applied: true, item: { attempts: 2 } });
+    expect(await records.advance(batchId, imageId, 'uploaded')).toMatchObject({
+      applied: false,
+      reason: 'stale',
+    });
+    const ready = await records.markReady(
+      { batchId, imageId, owner: 'alice', sha256: undefined },
+      { width: 1, height: 1, format: 'jpeg', placeholder: 'x', variants: [] },
+    );
+    expect(ready).toMatchObject({ applied: true, item: { status: 'ready' } });
+    // Once final, nothing moves it: not a late failure, not a duplicate event.
+    expect(await records.markFailed(batchId, imageId, { code: 'CorruptImage', message: 'x' })).toMatchObject({
+      applied: false,
+      reason: 'stale',
+      item: { status: 'ready' },
+    });
+    expect(await records.advance(batchId, imageId, 'processing')).toMatchObject({
+      applied: false,
+      reason: 'stale',
+    });
+  });
+
+  it('finds an image by id and deletes it once', async () => {
+    const { batchId, items } = await makeBatch(2);
+    const imageId = (items[1] as ImageItem).imageId;
+    expect(await records.getImage(imageId)).toMatchObject({ imageId, batchId, index: 1 });
+    expect(await records.deleteImage(batchId, imageId)).toBe(true);
+    expect(await records.deleteImage(batchId, imageId)).toBe(false);
+    expect(await records.getImage(imageId)).toBeUndefined();
+    expect(await records.advance(batchId, imageId, 'processing')).toEqual({
+      applied: false,
+      reason: 'missing',
+    });
+  });
+});

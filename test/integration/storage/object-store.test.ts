@@ -1,0 +1,95 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DeleteObjectsCommand, S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import {
+  ObjectNotFoundError,
+  ObjectTooLargeError,
+  S3ObjectStore,
+} from '../../../functions/shared/adapters/s3-object-store.ts';
+import { type S3Server, startS3Server } from '../../../local/emulators/s3.ts';
+
+const BUCKET = 'object-store-test';
+
+describe('S3ObjectStore against the local S3 server', () => {
+  let directory: string;
+  let server: S3Server;
+  let client: S3Client;
+  let store: S3ObjectStore;
+
+  beforeAll(async () => {
+    directory = await mkdtemp(join(tmpdir(), 'object-store-'));
+    server = await startS3Server({ directory, buckets: [BUCKET] });
+    client = new S3Client({
+      region: 'us-east-1',
+      endpoint: server.endpoint,
+      forcePathStyle: true,
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    });
+    store = new S3ObjectStore(client);
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+    if (directory) await rm(directory, { recursive: true, force: true });
+  });
+
+  it('puts, heads and gets an object', async () => {
+    const body = Buffer.from('variant bytes');
+    await store.put(BUCKET, 'variants/a/thumb.webp', body, 'image/webp');
+
+    expect(await store.head(BUCKET, 'variants/a/thumb.webp')).toMatchObject({ size: body.length });
+    const object = await store.get(BUCKET, 'variants/a/thumb.webp', body.length);
+    expect(object).toEqual({ body, contentType: 'image/webp', size: body.length });
+  });
+
+  it('refuses to read an object larger than maxBytes', async () => {
+    await store.put(BUCKET, 'uploads/big.jpg', Buffer.alloc(2048, 1), 'image/jpeg');
+
+    const error = await store.get(BUCKET, 'uploads/big.jpg', 2047).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ObjectTooLargeError);
+    expect(error).toMatchObject({ code: 'ObjectTooLarge', size: 2048, maxBytes: 2047 });
+  });
+
+  it('reports a missing object as ObjectNotFoundError from get and undefined from head', async () => {
+    const error = await store.get(BUCKET, 'uploads/none.jpg', 10).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ObjectNotFoundError);
+    expect(error).toMatchObject({ code: 'ObjectNotFound', bucket: BUCKET, key: 'uploads/none.jpg' });
+    expect(await store.head(BUCKET, 'uploads/none.jpg')).toBeUndefined();
+  });
+
+  it('lists every key under a prefix and deletes them in requests of at most 1000 keys', async () => {
+    const keys = Array.from({ length: 1005 }, (_, i) => `many/${String(i).padStart(4, '0')}.webp`);
+    for (let start = 0; start < keys.length; start += 50) {
+      await Promise.all(
+        keys.slice(start, start + 50).map((key) => store.put(BUCKET, key, Buffer.from(key), 'image/webp')),
+      );
+    }
+    await store.put(BUCKET, 'other/keep.webp', Buffer.from('keep'), 'image/webp');
+
+    const listed: string[] = [];
+    for await (const key of store.list(BUCKET, 'many/')) listed.push(key);
+    expect(listed.sort()).toEqual(keys);
+
+    const send = vi.spyOn(client, 'send');
+    await store.delete(BUCKET, [...keys, 'many/absent.webp']);
+    const batches = send.mock.calls
+      .map(([command]) => command)
+      .filter((command) => command instanceof DeleteObjectsCommand)
+      .map((command) => command.input.Delete?.Objects?.length);
+    send.mockRestore();
+    expect(batches).toEqual([1000, 6]);
+    const left: string[] = [];
+    for await (const key of store.list(BUCKET, 'many/')) left.push(key);
+    expect(left).toEqual([]);
+    expect(await store.head(BUCKET, 'other/keep.webp')).toMatchObject({ size: 4 });
+  });
+
+  it('deletes nothing when given no keys', async () => {
+    await store.delete(BUCKET, []);
+    expect(await store.head(BUCKET, 'other/keep.webp')).toMatchObject({ size: 4 });
+  });
+});

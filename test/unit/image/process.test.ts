@@ -1,0 +1,223 @@
+import { readFileSync } from 'node:fs';
+import sharp from 'sharp';
+import { thumbHashToRGBA } from 'thumbhash';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { configureSharp } from '../../../functions/shared/image/configure.ts';
+import { ImageError } from '../../../functions/shared/image/errors.ts';
+import { type ProcessLimits, processImage } from '../../../functions/shared/image/process.ts';
+import { rgbaToTiff } from '../../../functions/shared/image/raw-tiff.ts';
+import {
+  DEFAULT_VARIANTS,
+  type VariantSpec,
+  VariantSpecSchema,
+  VariantSpecsSchema,
+} from '../../../functions/shared/image/variants.ts';
+import { corpusFile } from '../../support/corpus.ts';
+
+const LIMITS: ProcessLimits = { maxInputPixels: 100_000_000, maxFrames: 200, timeoutMs: 20_000 };
+const corpus = (file: string) => readFileSync(corpusFile(file));
+
+async function failure(promise: Promise<unknown>): Promise<ImageError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(ImageError);
+  return error as ImageError;
+}
+
+/** An animated GIF of `frames` frames of `size` x `size`, each a different shade. */
+async function animatedGif(frames: number, size: number): Promise<Buffer> {
+  const strip = Buffer.alloc(size * size * frames * 3);
+  for (let f = 0; f < frames; f++) strip.fill((f * 20) % 256, f * size * size * 3, (f + 1) * size * size * 3);
+  return sharp(strip, { raw: { width: size, height: size * frames, channels: 3, pageHeight: size } })
+    .gif({ delay: Array.from({ length: frames }, () => 100) })
+    .toBuffer();
+}
+
+beforeAll(() => {
+  configureSharp();
+});
+
+describe('limits are enforced from the header, before decoding', () => {
+  it('refuses too many pixels without decoding a JPEG', async () => {
+    const jpeg = await sharp({ create: { width: 3000, height: 2000, channels: 3, background: '#808080' } })
+      .jpeg()
+      .toBuffer();
+    const started = performance.now();
+    const error = await failure(
+      processImage(jpeg, DEFAULT_VARIANTS, { ...LIMITS, maxInputPixels: 5_000_000 }),
+    );
+    expect(error.code).toBe('TooManyPixels');
+    expect(performance.now() - started).toBeLessThan(200);
+    await expect(
+      processImage(jpeg, DEFAULT_VARIANTS, { ...LIMITS, maxInputPixels: 6_000_000 }),
+    ).resolves.toMatchObject({ width: 3000, height: 2000 });
+  });
+
+  it('refuses an oversized HEIC from its container, without the slow HEVC decode', async () => {
+    const started = performance.now();
+    const error = await failure(
+      processImage(corpus('valid/exif-samples--IMG_5195.HEIC'), DEFAULT_VARIANTS, {
+        ...LIMITS,
+        maxInputPixels: 2566 * 3313 - 1,
+      }),
+    );
+    expect(error.code).toBe('TooManyPixels');
+    expect(performance.now() - started).toBeLessThan(500);
+  });
+
+  it('caps the frames of an animation', async () => {
+    const gif = await animatedGif(12, 64);
+    expect((await failure(processImage(gif, DEFAULT_VARIANTS, { ...LIMITS, maxFrames: 11 }))).code).toBe(
+      'TooManyFrames',
+    );
+    const ready = await processImage(gif, DEFAULT_VARIANTS, { ...LIMITS, maxFrames: 12 });
+    expect(ready.frames).toBe(12);
+    expect(ready.variants.find((v) => v.format === 'webp')?.frames).toBe(12);
+  });
+
+  it('counts the pixels of every frame of an animation', async () => {
+    const gif = await animatedGif(12, 64); // 4,096 pixels a frame, 49,152 in all
+    const error = await failure(processImage(gif, DEFAULT_VARIANTS, { ...LIMITS, maxInputPixels: 40_000 }));
+    expect(error.code).toBe('TooManyPixels');
+  });
+
+  it('stops at the processing time limit', async () => {
+    const started = performance.now();
+    const error = await failure(
+      processImage(corpus('valid/exif-samples--jolla.jpg'), DEFAULT_VARIANTS, { ...LIMITS, timeoutMs: 5 }),
+    );
+    expect(error.code).toBe('ProcessingTimeout');
+    expect(performance.now() - started).toBeLessThan(1_000);
+  });
+});
+
+describe('outputs', () => {
+  it('orients before shrinking a large rotated photo', async () => {
+    // Stored 3000x2000, left half black, with EXIF orientation 6 (turn 90° clockwise to display):
+    // upright it is 2000x3000 with the black half on top.
+    const stored = Buffer.alloc(3000 * 2000 * 3);
+    for (let y = 0; y < 2000; y++) stored.fill(255, (y * 3000 + 1500) * 3, (y + 1) * 3000 * 3);
+    const jpeg = await sharp(stored, { raw: { width: 3000, height: 2000, channels: 3 } })
+      .withExif({ IFD0: { Orientation: '6' } })
+      .jpeg()
+      .toBuffer();
+    expect((await sharp(jpeg).metadata()).orientation).toBe(6);
+    const result = await processImage(jpeg, DEFAULT_VARIANTS, LIMITS);
+    expect(result).toMatchObject({ width: 2000, height: 3000 });
+    expect(result.variants.map((v) => [v.name, v.width, v.height])).toEqual([
+      ['thumb', 213, 320],
+      ['medium', 853, 1280],
+      ['large', 720, 1080],
+    ]);
+    for (const variant of result.variants) {
+      const { data, info } = await sharp(variant.body).greyscale().raw().toBuffer({ resolveWithObject: true });
+      const at = (y: number) => data[Math.floor(y) * info.width + Math.floor(info.width / 2)] ?? -1;
+      expect(at(info.height * 0.1), variant.name).toBeLessThan(30);
+      expect(at(info.height * 0.9), variant.name).toBeGreaterThan(225);
+    }
+  });
+
+  it('keeps alpha in WebP and flattens it on white in JPEG', async () => {
+    // The flag is drawn at 50% opacity: red, white and blue stripes, alpha 128 throughout.
+    const result = await processImage(
+      corpus('valid/sharp--Flag_of_the_Netherlands-alpha.png'),
+      DEFAULT_VARIANTS,
+      LIMITS,
+    );
+    const pixel = async (body: Buffer, x: number, y: number) => {
+      const { data, info } = await sharp(body).raw().toBuffer({ resolveWithObject: true });
+      const at = (y * info.width + x) * info.channels;
+      return [...data.subarray(at, at + info.channels)];
+    };
+    const [thumb, , large] = result.variants as [{ body: Buffer }, unknown, { body: Buffer }];
+    const [r, g, b, a] = await pixel(thumb.body, 10, 10);
+    expect(a).toBeGreaterThan(120);
+    expect(a).toBeLessThan(136);
+    expect(r).toBeGreaterThan(150); // red stripe, straight (not premultiplied) colour
+    expect(g).toBeLessThan(60);
+    expect(b).toBeLessThan(70);
+    const flat = await pixel(large.body, 10, 10);
+    expect(flat).toHaveLength(3);
+    // Half-transparent red over white is pink, not dark red (over black) nor red (alpha dropped).
+    expect(flat[0]).toBeGreaterThan(200);
+    expect(flat[1]).toBeGreaterThan(120);
+    expect(flat[1]).toBeLessThan(170);
+  });
+
+  it('flattens a mostly transparent 16-bit grey image on white', async () => {
+    const result = await processImage(corpus('valid/sharp--16-bit-grey-alpha.png'), DEFAULT_VARIANTS, LIMITS);
+    const large = result.variants.find((v) => v.format === 'jpeg');
+    const stats = await sharp(large?.body).stats();
+    expect(stats.channels).toHaveLength(3);
+    for (const channel of stats.channels) expect(channel.mean).toBeGreaterThan(230);
+  });
+
+  it('converts CMYK to sRGB with the embedded profile', async () => {
+    const result = await processImage(
+      corpus('valid/sharp--Channel_digital_image_CMYK_color.jpg'),
+      DEFAULT_VARIANTS,
+      LIMITS,
+    );
+    for (const variant of result.variants) {
+      const meta = await sharp(variant.body).metadata();
+      expect(meta.channels).toBe(3);
+      expect(meta.space).toBe('srgb');
+    }
+  });
+
+  it('makes cover and AVIF variants as specified', async () => {
+    const specs: VariantSpec[] = [
+      { name: 'square', width: 200, height: 200, fit: 'cover', format: 'avif', quality: 50, effort: 2 },
+      { name: 'wide', width: 300, height: 100, fit: 'inside', format: 'webp', quality: 70 },
+    ];
+    const result = await processImage(corpus('valid/sharp--Landscape_1.jpg'), specs, LIMITS);
+    const [square, wide] = result.variants;
+    expect(square).toMatchObject({ format: 'avif', contentType: 'image/avif', width: 200, height: 200 });
+    expect(await sharp(square?.body).metadata()).toMatchObject({ format: 'heif', width: 200, height: 200 });
+    expect(wide).toMatchObject({ width: 133, height: 100 });
+  });
+
+  it('gives a ThumbHash placeholder of the upright image, with its alpha', async () => {
+    const portrait = await processImage(corpus('valid/sharp--Landscape_6.jpg'), DEFAULT_VARIANTS, LIMITS);
+    const decoded = thumbHashToRGBA(Buffer.from(portrait.placeholder, 'base64'));
+    expect(decoded.w).toBeGreaterThan(decoded.h); // Landscape_6 is stored portrait, upright landscape
+    const flag = await processImage(
+      corpus('valid/sharp--Flag_of_the_Netherlands-alpha.png'),
+      DEFAULT_VARIANTS,
+      LIMITS,
+    );
+    const rgba = thumbHashToRGBA(Buffer.from(flag.placeholder, 'base64')).rgba;
+    expect(rgba[3]).toBeLessThan(200);
+  });
+});
+
+describe('variant specs', () => {
+  it('accepts the default set', () => {
+    expect(VariantSpecsSchema.parse(DEFAULT_VARIANTS)).toEqual(DEFAULT_VARIANTS);
+  });
+
+  it('bounds the effort by format', () => {
+    const base = { name: 'x', width: 10, height: 10, quality: 80 };
+    expect(VariantSpecSchema.safeParse({ ...base, format: 'jpeg', effort: 2 }).success).toBe(true);
+    expect(VariantSpecSchema.safeParse({ ...base, format: 'jpeg', effort: 3 }).success).toBe(false);
+    expect(VariantSpecSchema.safeParse({ ...base, format: 'webp', effort: 7 }).success).toBe(false);
+    expect(VariantSpecSchema.safeParse({ ...base, format: 'avif', effort: 9 }).success).toBe(true);
+  });
+});
+
+describe('rgbaToTiff', () => {
+  it('round-trips pixels and carries the ICC profile to libvips', async () => {
+    const width = 37;
+    const height = 300; // several strips
+    const rgba = new Uint8Array(width * height * 4).map((_, i) => (i * 7) % 256);
+    const icc = (await sharp(corpus('valid/exif-samples--IMG_5195.HEIC')).metadata()).icc as Buffer;
+    const tiff = rgbaToTiff(rgba, width, height, icc);
+    const meta = await sharp(tiff).metadata();
+    expect(meta).toMatchObject({ format: 'tiff', width, height, channels: 4, hasAlpha: true });
+    expect(meta.icc?.equals(icc)).toBe(true);
+    const back = await sharp(tiff, { ignoreIcc: true }).raw().toBuffer();
+    expect(back.equals(Buffer.from(rgba))).toBe(true);
+  });
+});
