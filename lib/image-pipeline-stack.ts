@@ -2,6 +2,7 @@ import { Annotations, CfnOutput, Stack, type StackProps, Validations } from 'aws
 import type { Construct } from 'constructs';
 import { ImageOptimizer } from './constructs/image-optimizer.ts';
 import { PipelineAlarms } from './constructs/pipeline-alarms.ts';
+import { Reconciler } from './constructs/reconciler.ts';
 import { Storage } from './constructs/storage.ts';
 import { UploadApi } from './constructs/upload-api.ts';
 import { type PipelineSettings, usesPlaceholderJwt } from './settings.ts';
@@ -14,12 +15,13 @@ export interface ImagePipelineStackProps extends StackProps {
 /**
  * The image upload pipeline: presigned uploads to S3, S3 notifications through SQS to the sharp
  * optimizer, variants in a second bucket, batch and image records in DynamoDB, an HTTP API with
- * JWT auth, and alarms.
+ * JWT auth, a scheduled reconciler that recovers stuck and lost work, and alarms.
  */
 export class ImagePipelineStack extends Stack {
   readonly storage: Storage;
   readonly optimizer: ImageOptimizer;
   readonly api: UploadApi;
+  readonly reconciler: Reconciler;
   readonly alarms: PipelineAlarms;
 
   constructor(scope: Construct, id: string, props: ImagePipelineStackProps) {
@@ -39,9 +41,16 @@ export class ImagePipelineStack extends Stack {
     });
     this.optimizer = new ImageOptimizer(this, 'image-optimizer', { settings, storage: this.storage });
     this.api = new UploadApi(this, 'upload-api', { settings, storage: this.storage });
+    this.reconciler = new Reconciler(this, 'reconciler', {
+      settings,
+      storage: this.storage,
+      queue: this.optimizer.queue,
+      deadLetterQueue: this.optimizer.deadLetterQueue,
+    });
     this.alarms = new PipelineAlarms(this, 'alarms', {
       optimizer: this.optimizer,
       api: this.api,
+      reconciler: this.reconciler,
       alarmEmail: settings.alarmEmail,
     });
 
@@ -51,6 +60,10 @@ export class ImagePipelineStack extends Stack {
     new CfnOutput(this, 'TableName', { value: this.storage.table.tableName });
     new CfnOutput(this, 'QueueUrl', { value: this.optimizer.queue.queueUrl });
     new CfnOutput(this, 'DlqUrl', { value: this.optimizer.deadLetterQueue.queueUrl });
+    new CfnOutput(this, 'ReconcilerFunctionName', {
+      value: this.reconciler.function.fn.functionName,
+      description: 'Invoke it to reconcile now instead of waiting for the schedule',
+    });
 
     this.suppressAcceptedFindings();
   }

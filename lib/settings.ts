@@ -65,6 +65,17 @@ const SettingsSchema = z.object({
   ).default({ rateLimit: 100, burstLimit: 200 }),
   alarmEmail: z.email().optional(),
   tableDeletionProtection: bool.default(true),
+  // The reconciler (RECONCILE_STUCK_AFTER_SECONDS): `uploaded`/`processing` images untouched this
+  // long are queued again. It must exceed the work queue's visibility timeout, or a message still
+  // held by an optimizer invocation would be queued twice (see `checkReconcileSettings`).
+  reconcileStuckAfterSeconds: int(60, 86_400).default(900),
+  // RECONCILE_MISSED_EVENT_AFTER_SECONDS: a stored upload whose record is still `pending` this long
+  // lost its S3 event.
+  reconcileMissedEventAfterSeconds: int(60, 86_400).default(600),
+  // MAX_ATTEMPTS: processing attempts after which the reconciler fails an image for good.
+  maxProcessingAttempts: int(1, 100).default(10),
+  // Minutes between two reconciler runs (an EventBridge rate schedule).
+  reconcileSchedule: int(1, 1440).default(5),
 });
 
 export type PipelineSettings = z.output<typeof SettingsSchema>;
@@ -79,6 +90,24 @@ export function parseSettings(input: Record<string, unknown>): PipelineSettings 
     throw new Error(`Invalid image pipeline settings (CDK context):\n${z.prettifyError(result.error)}`);
   }
   return result.data;
+}
+
+/**
+ * The checks that need the built stack: the reconciler must not requeue an image whose message an
+ * optimizer invocation may still hold, so its stuck threshold has to exceed the work queue's
+ * visibility timeout. Throws like `parseSettings`, naming the setting.
+ */
+export function checkReconcileSettings(
+  settings: Pick<PipelineSettings, 'reconcileStuckAfterSeconds'>,
+  workQueueVisibilityTimeoutSeconds: number,
+): void {
+  if (settings.reconcileStuckAfterSeconds <= workQueueVisibilityTimeoutSeconds) {
+    throw new Error(
+      'Invalid image pipeline settings (CDK context):\n' +
+        `✖ reconcileStuckAfterSeconds (${settings.reconcileStuckAfterSeconds}) must be above the work ` +
+        `queue's visibility timeout (${workQueueVisibilityTimeoutSeconds} s)\n  → at reconcileStuckAfterSeconds`,
+    );
+  }
 }
 
 /** Reads and validates every setting from the CDK context visible at `scope` (usually the App). */

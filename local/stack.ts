@@ -10,6 +10,10 @@ import type { LocalSettings } from './settings.ts';
 export interface LocalStack {
   apiUrl: string;
   s3Endpoint: string;
+  dynamodbEndpoint: string;
+  sqsEndpoint: string;
+  queueUrl: string;
+  dlqUrl: string;
   /** Stops taking requests and messages, finishes work in flight, and closes the servers. */
   stop(): Promise<void>;
 }
@@ -26,6 +30,14 @@ const NAMES = {
 // The local servers' fixed development credentials (those of the S3 server's default account).
 const LOCAL_CREDENTIALS = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' };
 
+export interface LocalStackOptions {
+  /**
+   * Puts something between the handlers and a server, e.g. a proxy that injects faults in tests;
+   * returns the endpoint the handlers should use.
+   */
+  wrapEndpoint?: (service: 's3' | 'dynamodb' | 'sqs', endpoint: string) => Promise<string>;
+}
+
 /**
  * Runs the whole pipeline in this process: S3-, SQS- and DynamoDB-compatible servers on loopback,
  * with the glue that stands in for S3 notifications, Lambda's SQS poller and API Gateway. The
@@ -34,6 +46,7 @@ const LOCAL_CREDENTIALS = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 
 export async function startLocalStack(
   settings: LocalSettings,
   log: (line: string) => void,
+  options: LocalStackOptions = {},
 ): Promise<LocalStack> {
   await mkdir(settings.dataDir, { recursive: true });
   const emulators = await startEmulators({
@@ -47,6 +60,12 @@ export async function startLocalStack(
   });
 
   const region = 'us-east-1';
+  const wrap = options.wrapEndpoint ?? ((_service: string, endpoint: string) => Promise.resolve(endpoint));
+  const handlerEndpoints = {
+    s3: await wrap('s3', emulators.s3Endpoint),
+    dynamodb: await wrap('dynamodb', emulators.dynamodbEndpoint),
+    sqs: await wrap('sqs', emulators.sqsEndpoint),
+  };
   // The handlers read their configuration once, on import: set it first.
   Object.assign(process.env, {
     ...LOCAL_CREDENTIALS,
@@ -61,9 +80,9 @@ export async function startLocalStack(
     // lost notifications a minute after the object landed.
     RECONCILE_STUCK_AFTER_SECONDS: String(settings.visibilityTimeoutSeconds * 2),
     RECONCILE_MISSED_EVENT_AFTER_SECONDS: '60',
-    S3_ENDPOINT: emulators.s3Endpoint,
-    DYNAMODB_ENDPOINT: emulators.dynamodbEndpoint,
-    SQS_ENDPOINT: emulators.sqsEndpoint,
+    S3_ENDPOINT: handlerEndpoints.s3,
+    DYNAMODB_ENDPOINT: handlerEndpoints.dynamodb,
+    SQS_ENDPOINT: handlerEndpoints.sqs,
     MAX_RECEIVE_COUNT: String(settings.maxReceiveCount),
     PROCESSING_TIMEOUT_MS: String(settings.processingTimeoutMs),
     POWERTOOLS_LOG_LEVEL: settings.logLevel,
@@ -77,7 +96,7 @@ export async function startLocalStack(
 
   const onError = (where: string) => (error: unknown) =>
     log(`${where}: ${error instanceof Error ? error.message : String(error)}`);
-  const sqs = new SQSClient({ region, endpoint: emulators.sqsEndpoint });
+  const sqs = new SQSClient({ region, endpoint: handlerEndpoints.sqs });
   const bridge = notificationBridge({
     sqs,
     queueUrl: emulators.queueUrl,
@@ -115,7 +134,11 @@ export async function startLocalStack(
 
   return {
     apiUrl: gateway.url,
-    s3Endpoint: emulators.s3Endpoint,
+    s3Endpoint: handlerEndpoints.s3,
+    dynamodbEndpoint: emulators.dynamodbEndpoint,
+    sqsEndpoint: emulators.sqsEndpoint,
+    queueUrl: emulators.queueUrl,
+    dlqUrl: emulators.dlqUrl,
     async stop() {
       await gateway.stop();
       await bridge.drain();

@@ -47,6 +47,36 @@ export function sharedEnvironment(
   };
 }
 
+export interface ReconcilerResources extends SharedResources {
+  queueUrl: string;
+  dlqUrl: string;
+}
+
+/**
+ * The reconciler's variables: where the records, uploads and both queues are, and its thresholds.
+ * It is the only function that gets `DLQ_URL` (it reads dead letters to fail their images).
+ */
+export function reconcilerEnvironment(
+  settings: PipelineSettings,
+  resources: ReconcilerResources,
+  service: string,
+): FunctionEnvironment {
+  return {
+    POWERTOOLS_SERVICE_NAME: service,
+    POWERTOOLS_LOG_LEVEL: 'INFO',
+    TABLE_NAME: resources.tableName,
+    UPLOAD_BUCKET: resources.uploadBucket,
+    VARIANTS_BUCKET: resources.variantsBucket,
+    UPLOAD_PREFIX,
+    QUEUE_URL: resources.queueUrl,
+    DLQ_URL: resources.dlqUrl,
+    RECONCILE_STUCK_AFTER_SECONDS: String(settings.reconcileStuckAfterSeconds),
+    RECONCILE_MISSED_EVENT_AFTER_SECONDS: String(settings.reconcileMissedEventAfterSeconds),
+    MAX_ATTEMPTS: String(settings.maxProcessingAttempts),
+    RECORD_RETENTION_DAYS: String(settings.recordRetentionDays),
+  };
+}
+
 /** Drops unset variables: Lambda's environment is a plain string map. */
 export function toLambdaEnvironment(env: FunctionEnvironment): Record<string, string> {
   return Object.fromEntries(

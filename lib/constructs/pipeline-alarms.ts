@@ -7,18 +7,21 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
 import type { ImageOptimizer } from './image-optimizer.ts';
+import type { Reconciler } from './reconciler.ts';
 import type { UploadApi } from './upload-api.ts';
 
 export interface PipelineAlarmsProps {
   optimizer: ImageOptimizer;
   api: UploadApi;
+  reconciler: Reconciler;
   /** Subscribed to the alarm topic when given (the address must confirm the subscription). */
   alarmEmail?: string | undefined;
 }
 
 /**
  * Alarms for what needs a human: messages in the dead-letter queue (an image stuck short of a final
- * status), optimizer invocations that crash or time out, a growing backlog, and API server errors.
+ * status), optimizer invocations that crash or time out, a growing backlog, API server errors, and
+ * reconciler runs that fail.
  * All notify one SNS topic.
  */
 export class PipelineAlarms extends Construct {
@@ -39,7 +42,7 @@ export class PipelineAlarms extends Construct {
       this.topic.addSubscription(new subscriptions.EmailSubscription(props.alarmEmail));
     }
 
-    const { optimizer, api } = props;
+    const { optimizer, api, reconciler } = props;
     const fiveMinutes = Duration.minutes(5);
     this.alarms = [
       new cloudwatch.Alarm(this, 'dead-letters', {
@@ -78,6 +81,18 @@ export class PipelineAlarms extends Construct {
         alarmDescription: 'The HTTP API answered 5xx at least 5 times in 5 minutes.',
         metric: api.httpApi.metricServerError({ period: fiveMinutes, statistic: cloudwatch.Stats.SUM }),
         threshold: 5,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+      new cloudwatch.Alarm(this, 'reconciler-errors', {
+        alarmDescription:
+          'A reconciler run failed: stuck or lost uploads are not being recovered until it succeeds.',
+        metric: reconciler.function.fn.metricErrors({
+          period: Duration.minutes(15),
+          statistic: cloudwatch.Stats.SUM,
+        }),
+        threshold: 1,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         evaluationPeriods: 1,
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,

@@ -26,6 +26,9 @@ const CONTEXT = {
   optimizerMaxConcurrency: 7,
   apiThrottle: { rateLimit: 50, burstLimit: 80 },
   alarmEmail: 'ops@example.com',
+  reconcileStuckAfterSeconds: '1200',
+  reconcileMissedEventAfterSeconds: 300,
+  maxProcessingAttempts: '8',
 };
 
 type Props = Record<string, unknown>;
@@ -193,6 +196,21 @@ describe('storage', () => {
     expect(table.Properties.GlobalSecondaryIndexes).toContainEqual(
       expect.objectContaining({ IndexName: 'byImage', Projection: { ProjectionType: 'ALL' } }),
     );
+    // The reconciler's sparse index of unfinished images, by shard and age.
+    expect(table.Properties.GlobalSecondaryIndexes).toContainEqual({
+      IndexName: 'byOpenAge',
+      KeySchema: [
+        { AttributeName: 'openShard', KeyType: 'HASH' },
+        { AttributeName: 'updatedAt', KeyType: 'RANGE' },
+      ],
+      Projection: { ProjectionType: 'ALL' },
+    });
+    expect(table.Properties.AttributeDefinitions).toEqual(
+      expect.arrayContaining([
+        { AttributeName: 'openShard', AttributeType: 'S' },
+        { AttributeName: 'updatedAt', AttributeType: 'S' },
+      ]),
+    );
   });
 });
 
@@ -285,6 +303,81 @@ describe('work queue and optimizer', () => {
     expect(readFileSync(join(assetDir, 'index.mjs'), 'utf8')).toMatch(
       /^import \{ createRequire as \w+ \} from 'node:module'; const require = \w+\(import\.meta\.url\);/,
     );
+  });
+});
+
+describe('reconciler', () => {
+  const functions = () => Object.values(template.findResources('AWS::Lambda::Function'));
+
+  it('runs every 5 minutes from an EventBridge rule, retried twice, never older than a period', () => {
+    template.resourceCountIs('AWS::Events::Rule', 1);
+    expect(resource(stack.reconciler.rule).Properties).toMatchObject({
+      ScheduleExpression: 'rate(5 minutes)',
+      State: 'ENABLED',
+      Targets: [
+        {
+          Arn: arn(stack.reconciler.function.fn),
+          RetryPolicy: { MaximumRetryAttempts: 2, MaximumEventAgeInSeconds: 300 },
+        },
+      ],
+    });
+    template.hasResourceProperties('AWS::Lambda::Permission', {
+      Action: 'lambda:InvokeFunction',
+      FunctionName: arn(stack.reconciler.function.fn),
+      Principal: 'events.amazonaws.com',
+      SourceArn: arn(stack.reconciler.rule),
+    });
+    // The schedule is the retry: Lambda does not run a failed invocation again.
+    template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: ref(stack.reconciler.function.fn),
+      MaximumRetryAttempts: 0,
+      MaximumEventAgeInSeconds: 300,
+    });
+  });
+
+  it('runs on Node.js 24, arm64, 512 MB, 5 minutes, logging to its own bounded log group', () => {
+    const fn = resource(stack.reconciler.function.fn).Properties;
+    expect(fn).toMatchObject({
+      Runtime: 'nodejs24.x',
+      Architectures: ['arm64'],
+      MemorySize: 512,
+      Timeout: 300,
+      Role: arn(stack.reconciler.function.role),
+      LoggingConfig: { LogGroup: ref(stack.reconciler.function.logGroup) },
+    });
+    expect(resource(stack.reconciler.function.logGroup).Properties.RetentionInDays).toBe(30);
+    expect(stack.reconciler.function.role).not.toBe(stack.optimizer.function.role);
+  });
+
+  it('gets both queues, the table, the upload bucket and its thresholds from the context', () => {
+    const env = (
+      resource(stack.reconciler.function.fn).Properties.Environment as { Variables: Record<string, unknown> }
+    ).Variables;
+    expect(env).toEqual({
+      POWERTOOLS_SERVICE_NAME: 'photo-intake-reconciler',
+      POWERTOOLS_LOG_LEVEL: 'INFO',
+      NODE_OPTIONS: '--enable-source-maps',
+      TABLE_NAME: ref(stack.storage.table),
+      UPLOAD_BUCKET: ref(stack.storage.uploadBucket),
+      VARIANTS_BUCKET: ref(stack.storage.variantsBucket),
+      UPLOAD_PREFIX: 'uploads/',
+      QUEUE_URL: ref(stack.optimizer.queue),
+      DLQ_URL: ref(stack.optimizer.deadLetterQueue),
+      RECONCILE_STUCK_AFTER_SECONDS: '1200',
+      RECONCILE_MISSED_EVENT_AFTER_SECONDS: '300',
+      MAX_ATTEMPTS: '8',
+      RECORD_RETENTION_DAYS: '30',
+    });
+    // It never requeues an image whose message an optimizer invocation may still hold.
+    const visibility = resource(stack.optimizer.queue).Properties.VisibilityTimeout as number;
+    expect(Number(env.RECONCILE_STUCK_AFTER_SECONDS)).toBeGreaterThan(visibility);
+  });
+
+  it('is the only function told where the dead-letter queue is', () => {
+    const withDlq = functions().filter(
+      (fn) => (fn.Properties.Environment?.Variables as Props | undefined)?.DLQ_URL !== undefined,
+    );
+    expect(withDlq).toEqual([resource(stack.reconciler.function.fn)]);
   });
 });
 
@@ -385,7 +478,7 @@ describe('permissions', () => {
   });
 
   it('gives the function roles no AWS managed policy and no wildcard action or resource', () => {
-    for (const fn of [stack.optimizer.function, stack.api.function]) {
+    for (const fn of [stack.optimizer.function, stack.api.function, stack.reconciler.function]) {
       expect(resource(fn.role).Properties.ManagedPolicyArns).toBeUndefined();
       const statements = statementsOf(fn.role);
       expect(statements.length).toBeGreaterThan(3);
@@ -410,6 +503,46 @@ describe('permissions', () => {
         }),
       ]),
     );
+  });
+
+  it('lets the reconciler send to the work queue and only receive from the dead-letter queue', () => {
+    const sqsStatements = statementsOf(stack.reconciler.function.role).filter((s) =>
+      [s.Action].flat().some((a) => String(a).startsWith('sqs:')),
+    );
+    expect(sqsStatements).toEqual([
+      { Effect: 'Allow', Action: 'sqs:SendMessage', Resource: arn(stack.optimizer.queue) },
+      {
+        Effect: 'Allow',
+        Action: ['sqs:ChangeMessageVisibility', 'sqs:GetQueueAttributes', 'sqs:ReceiveMessage'],
+        Resource: arn(stack.optimizer.deadLetterQueue),
+      },
+    ]);
+    // No other role may receive from the dead-letter queue.
+    const dlqReaders = Object.values(template.findResources('AWS::IAM::Policy')).filter((p) =>
+      (p.Properties.PolicyDocument.Statement as Props[]).some(
+        (s) =>
+          JSON.stringify([s.Resource].flat()).includes(logicalId(stack.optimizer.deadLetterQueue)) &&
+          [s.Action].flat().includes('sqs:ReceiveMessage'),
+      ),
+    );
+    expect(dlqReaders.map((p) => p.Properties.Roles)).toEqual([[ref(stack.reconciler.function.role)]]);
+  });
+
+  it('lets the reconciler update records, query only byOpenAge and look at uploads', () => {
+    const { table, uploadBucket } = stack.storage;
+    const statements = statementsOf(stack.reconciler.function.role).filter(
+      (s) => ![s.Action].flat().some((a) => /^(sqs|logs):/.test(String(a))),
+    );
+    expect(statements).toEqual([
+      { Effect: 'Allow', Action: ['dynamodb:GetItem', 'dynamodb:UpdateItem'], Resource: arn(table) },
+      {
+        Effect: 'Allow',
+        Action: 'dynamodb:Query',
+        Resource: { 'Fn::Join': ['', [arn(table), '/index/byOpenAge']] },
+      },
+      { Effect: 'Allow', Action: 's3:GetObject', Resource: objectArn(uploadBucket, 'uploads/*') },
+      { Effect: 'Allow', Action: 's3:ListBucket', Resource: arn(uploadBucket) },
+    ]);
   });
 
   it('lets the API sign tagged PUTs only under uploads/', () => {
@@ -449,6 +582,20 @@ describe('alarms and outputs', () => {
     });
   });
 
+  it('alarms on any failed reconciler run within 15 minutes', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/Lambda',
+      MetricName: 'Errors',
+      Dimensions: [{ Name: 'FunctionName', Value: ref(stack.reconciler.function.fn) }],
+      Statistic: 'Sum',
+      Period: 900,
+      EvaluationPeriods: 1,
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      AlarmActions: [ref(stack.alarms.topic)],
+    });
+  });
+
   it('encrypts the alarm topic with a key CloudWatch may use, and subscribes the alarm email', () => {
     const topic = resource(stack.alarms.topic).Properties;
     const keyId = (topic.KmsMasterKeyId as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
@@ -464,8 +611,17 @@ describe('alarms and outputs', () => {
 
   it('outputs what clients and operators need', () => {
     expect(Object.keys(template.toJSON().Outputs).sort()).toEqual(
-      ['ApiUrl', 'DlqUrl', 'QueueUrl', 'TableName', 'UploadBucketName', 'VariantsBucketName'].sort(),
+      [
+        'ApiUrl',
+        'DlqUrl',
+        'QueueUrl',
+        'ReconcilerFunctionName',
+        'TableName',
+        'UploadBucketName',
+        'VariantsBucketName',
+      ].sort(),
     );
+    template.hasOutput('ReconcilerFunctionName', { Value: ref(stack.reconciler.function.fn) });
     template.hasOutput('QueueUrl', { Value: ref(stack.optimizer.queue) });
     template.hasOutput('DlqUrl', { Value: ref(stack.optimizer.deadLetterQueue) });
   });
@@ -504,10 +660,19 @@ describe('cdk-nag', () => {
         'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
         `AwsSolutions-IAM5[Resource::<${logicalId(stack.storage.uploadBucket)}.Arn>/uploads/*]`,
         `AwsSolutions-IAM5[Resource::<${logicalId(stack.storage.uploadBucket)}.Arn>/uploads/*]`,
+        `AwsSolutions-IAM5[Resource::<${logicalId(stack.storage.uploadBucket)}.Arn>/uploads/*]`,
         `AwsSolutions-IAM5[Resource::<${logicalId(stack.storage.variantsBucket)}.Arn>/*]`,
         `AwsSolutions-IAM5[Resource::<${logicalId(stack.storage.variantsBucket)}.Arn>/*]`,
       ].sort(),
     );
+    // The reconciler's one: HeadObject on uploads/*, on its own role policy.
+    expect(acknowledged.filter((a) => a.path.startsWith(stack.reconciler.node.path))).toEqual([
+      {
+        path: stack.reconciler.function.role.node.findChild('DefaultPolicy').node.path,
+        id: `AwsSolutions-IAM5[Resource::<${logicalId(stack.storage.uploadBucket)}.Arn>/uploads/*]`,
+        reason: expect.stringContaining('HeadObject'),
+      },
+    ]);
   });
 
   it('does not warn about placeholder JWT settings when they are given', () => {

@@ -1,12 +1,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { CfnElement } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_ACCEPTED_TYPES } from '../../functions/shared/config.ts';
 import { DEFAULT_VARIANTS } from '../../functions/shared/image/variants.ts';
 import { ImagePipelineStack } from '../../lib/image-pipeline-stack.ts';
 import {
+  checkReconcileSettings,
   PLACEHOLDER_JWT_AUDIENCE,
   PLACEHOLDER_JWT_ISSUER,
   parseSettings,
@@ -29,6 +31,10 @@ describe('settings', () => {
       optimizerMaxConcurrency: 20,
       apiThrottle: { rateLimit: 100, burstLimit: 200 },
       tableDeletionProtection: true,
+      reconcileStuckAfterSeconds: 900,
+      reconcileMissedEventAfterSeconds: 600,
+      maxProcessingAttempts: 10,
+      reconcileSchedule: 5,
     });
     expect(settings.variants).toEqual(DEFAULT_VARIANTS);
     expect(settings.alarmEmail).toBeUndefined();
@@ -72,8 +78,50 @@ describe('settings', () => {
     ['apiThrottle', '{"rateLimit":10}'],
     ['alarmEmail', 'not-an-address'],
     ['tableDeletionProtection', 'maybe'],
+    ['reconcileStuckAfterSeconds', '0'],
+    ['reconcileMissedEventAfterSeconds', 'soon'],
+    ['maxProcessingAttempts', '0'],
+    ['reconcileSchedule', '0'],
+    ['reconcileSchedule', '2.5'],
   ])('refuses %s = %s, naming the setting', (key, value) => {
     expect(() => parseSettings({ [key]: value })).toThrow(key);
+  });
+});
+
+describe('reconciler thresholds', () => {
+  it('requires the stuck threshold to exceed the work queue visibility timeout', () => {
+    expect(() => checkReconcileSettings({ reconcileStuckAfterSeconds: 541 }, 541)).toThrow(
+      'reconcileStuckAfterSeconds',
+    );
+    expect(() => checkReconcileSettings({ reconcileStuckAfterSeconds: 300 }, 541)).toThrow(
+      /above the work queue's visibility timeout \(541 s\)/,
+    );
+    expect(() => checkReconcileSettings({ reconcileStuckAfterSeconds: 542 }, 541)).not.toThrow();
+  });
+
+  it('refuses to build a stack whose stuck threshold is not above the real visibility timeout', () => {
+    const outdir = mkdtempSync(join(tmpdir(), 'image-pipeline-reconcile-'));
+    const build = (context: Record<string, unknown>) => {
+      const app = testApp(outdir, context, { bundle: false });
+      return new ImagePipelineStack(app, 'ImagePipelineStack', { settings: settingsFromContext(app) });
+    };
+    try {
+      const reference = build({});
+      const visibility = Template.fromStack(reference).toJSON().Resources[
+        reference.getLogicalId(reference.optimizer.queue.node.defaultChild as CfnElement)
+      ].Properties.VisibilityTimeout as number;
+      expect(visibility).toBeGreaterThan(60);
+      // The default (900 s) is above it.
+      expect(parseSettings({}).reconcileStuckAfterSeconds).toBeGreaterThan(visibility);
+      for (const tooLow of [60, visibility - 1, visibility]) {
+        expect(() => build({ reconcileStuckAfterSeconds: String(tooLow) })).toThrow(
+          `reconcileStuckAfterSeconds (${tooLow}) must be above the work queue's visibility timeout (${visibility} s)`,
+        );
+      }
+      expect(() => build({ reconcileStuckAfterSeconds: String(visibility + 1) })).not.toThrow();
+    } finally {
+      rmSync(outdir, { recursive: true, force: true });
+    }
   });
 });
 

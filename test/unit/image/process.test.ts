@@ -112,7 +112,10 @@ describe('outputs', () => {
       ['large', 720, 1080],
     ]);
     for (const variant of result.variants) {
-      const { data, info } = await sharp(variant.body).greyscale().raw().toBuffer({ resolveWithObject: true });
+      const { data, info } = await sharp(variant.body)
+        .greyscale()
+        .raw()
+        .toBuffer({ resolveWithObject: true });
       const at = (y: number) => data[Math.floor(y) * info.width + Math.floor(info.width / 2)] ?? -1;
       expect(at(info.height * 0.1), variant.name).toBeLessThan(30);
       expect(at(info.height * 0.9), variant.name).toBeGreaterThan(225);

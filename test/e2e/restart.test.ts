@@ -1,0 +1,95 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { apiClient, type CreatedBatch, type LocalFile, loadFile, putUpload } from '../support/api-client.ts';
+import { corpusFile } from '../support/corpus.ts';
+import { removeDir, type StackProcess, startStackProcess } from '../support/stack-process.ts';
+
+const PHOTOS = [1, 2, 3, 4, 5, 6, 7, 8].flatMap((n) => [`valid/sharp--Landscape_${n}.jpg`]);
+// Short timeouts so that work a crash left in flight comes back within the test.
+const ENV = { QUEUE_VISIBILITY_TIMEOUT_SECONDS: '3', OPTIMIZER_CONCURRENCY: '1' };
+
+/** Many distinct files: the corpus photos, each made unique by a trailing byte (JPEG ignores it). */
+async function distinctPhotos(count: number): Promise<LocalFile[]> {
+  const base = await Promise.all(PHOTOS.map((file) => loadFile(corpusFile(file))));
+  return Array.from({ length: count }, (_, i) => {
+    const source = base[i % base.length] as LocalFile;
+    const bytes = Buffer.concat([source.bytes, Buffer.from([i % 256, Math.floor(i / 256)])]);
+    return { ...source, name: `photo-${i}.jpg`, bytes, size: bytes.length, sha256: '' };
+  });
+}
+
+async function uploadAll(stack: StackProcess, owner: string, files: LocalFile[]): Promise<CreatedBatch> {
+  const api = apiClient(stack.url, owner);
+  const batch = await api.createBatch(files.map(({ sha256: _, ...file }) => file));
+  const puts = await Promise.all(
+    batch.items.map((item, i) => putUpload(item, (files[i] as LocalFile).bytes)),
+  );
+  expect(puts.every((put) => put.status === 200)).toBe(true);
+  return batch;
+}
+
+async function readyCount(stack: StackProcess, owner: string, batchId: string): Promise<number> {
+  const { body } = await apiClient(stack.url, owner).request('GET', `/v1/batches/${batchId}?limit=1`);
+  return body.counts.ready;
+}
+
+/** Every image of the batch is ready and each of its variants can be downloaded. */
+async function expectAllReady(stack: StackProcess, owner: string, batch: CreatedBatch) {
+  const api = apiClient(stack.url, owner);
+  const done = await api.waitForBatch(batch.batchId, 90_000);
+  expect(done.counts).toMatchObject({ ready: batch.items.length, failed: 0, pending: 0 });
+  for (const item of done.items) {
+    for (const variant of item.variants) expect((await fetch(variant.url)).status).toBe(200);
+  }
+  return done;
+}
+
+describe('the local stack across restarts', () => {
+  let stacks: StackProcess[] = [];
+  afterEach(async () => {
+    for (const stack of stacks) await stack.stop('SIGKILL');
+    if (stacks[0]) await removeDir(stacks[0].dataDir);
+    stacks = [];
+  });
+
+  it('finishes every image after being killed (SIGKILL) in the middle of a batch', async () => {
+    const first = await startStackProcess({ env: ENV });
+    stacks.push(first);
+    const files = await distinctPhotos(24);
+    const batch = await uploadAll(first, 'kill', files);
+    // Kill it once some, but not all, of the batch is done.
+    for (let i = 0; i < 300 && (await readyCount(first, 'kill', batch.batchId)) === 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await first.stop('SIGKILL');
+    const second = await startStackProcess({ dataDir: first.dataDir, env: ENV });
+    stacks.push(second);
+    const readyAtRestart = await readyCount(second, 'kill', batch.batchId);
+    expect(readyAtRestart).toBeLessThan(files.length);
+    const done = await expectAllReady(second, 'kill', batch);
+    // Nobody sees a second outcome: every image has one ready record with one set of variants.
+    expect(new Set(done.items.map((item: { imageId: string }) => item.imageId)).size).toBe(files.length);
+  });
+
+  it('stops cleanly on SIGTERM mid-batch and carries on when started again', async () => {
+    const first = await startStackProcess({ env: ENV });
+    stacks.push(first);
+    const files = await distinctPhotos(16);
+    const batch = await uploadAll(first, 'term', files);
+    expect(await first.stop('SIGTERM')).toBe(0);
+    const second = await startStackProcess({ dataDir: first.dataDir, env: ENV });
+    stacks.push(second);
+    await expectAllReady(second, 'term', batch);
+  });
+
+  it('finishes a batch killed right after its uploads landed', async () => {
+    const first = await startStackProcess({ env: { ...ENV, OPTIMIZER_CONCURRENCY: '1' } });
+    stacks.push(first);
+    const files = await distinctPhotos(6);
+    const batch = await uploadAll(first, 'lost', files);
+    // Killed at once: notifications in flight and queued work may be lost or half done.
+    await first.stop('SIGKILL');
+    const second = await startStackProcess({ dataDir: first.dataDir, env: ENV });
+    stacks.push(second);
+    await expectAllReady(second, 'lost', batch);
+  });
+});
