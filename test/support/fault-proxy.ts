@@ -14,7 +14,8 @@ export interface FaultRule {
   times: number;
   status: number;
   contentType: string;
-  body: string;
+  /** The answer's body, fixed or made from the request. */
+  body: string | ((req: ProxiedRequest) => string);
   /** Requests this rule failed so far. */
   hits: number;
 }
@@ -40,7 +41,8 @@ export async function startFaultProxy(target: string) {
     const rule = rules.find((candidate) => candidate.hits < candidate.times && candidate.match(seen));
     if (rule) {
       rule.hits++;
-      res.writeHead(rule.status, { 'content-type': rule.contentType }).end(rule.body);
+      const answer = typeof rule.body === 'function' ? rule.body(seen) : rule.body;
+      res.writeHead(rule.status, { 'content-type': rule.contentType }).end(answer);
       return;
     }
     const forward = request(

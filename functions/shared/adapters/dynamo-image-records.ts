@@ -11,6 +11,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { BatchPage, ImageRecords, ImageRef, SharedFiles } from '../ports.ts';
+import { RecordsWriteError } from '../records/errors.ts';
 import {
   batchKey,
   dedupKey,
@@ -31,11 +32,6 @@ import {
   type TransitionResult,
 } from '../records/types.ts';
 
-/** BatchWriteItem left items unwritten after every allowed attempt. */
-export class RecordsWriteError extends Error {
-  override readonly name = 'RecordsWriteError';
-  readonly code = 'RecordsWriteError';
-}
 
 export interface DynamoImageRecordsOptions {
   tableName: string;

@@ -4,6 +4,7 @@ import type {
 } from 'aws-lambda';
 import { ApiError } from '../errors.ts';
 import type { Quotas } from '../ports.ts';
+import { RecordsWriteError } from '../records/errors.ts';
 import type { Tagged } from '../status/queries.ts';
 import { deleteImage, getBatch, getImage, type StatusDeps } from '../status/queries.ts';
 import { type CreateBatchDeps, createBatch } from '../uploads/create-batch.ts';
@@ -101,6 +102,17 @@ function errorResult(deps: ApiDeps, error: unknown): ApiResult {
       ...(error.details ? { details: error.details } : {}),
     };
     return json(error.status, { error: body }, headers);
+  }
+  if (error instanceof RecordsWriteError) {
+    deps.logger.error('Records could not be written', error);
+    const busy = new ApiError(
+      'ServiceUnavailable',
+      'The service is busy; nothing was created. Retry shortly.',
+      {
+        retryAfter: 2,
+      },
+    );
+    return errorResult(deps, busy);
   }
   deps.logger.error('Unhandled error', error as Error);
   return json(500, {

@@ -3,30 +3,49 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoImageRecords } from '../../../functions/shared/adapters/dynamo-image-records.ts';
 import { newId } from '../../../functions/shared/ids.ts';
+import { RecordsWriteError } from '../../../functions/shared/records/errors.ts';
 import type { BatchItem, ImageItem } from '../../../functions/shared/records/types.ts';
 import { ensureTable, startDynamoServer } from '../../../local/emulators/dynamodb.ts';
+import {
+  dynamoCall,
+  type FaultProxy,
+  type ProxiedRequest,
+  startFaultProxy,
+} from '../../support/fault-proxy.ts';
 
 const TABLE = 'records-test';
 const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
 
 describe('DynamoImageRecords against a DynamoDB-compatible server', () => {
   let server: Awaited<ReturnType<typeof startDynamoServer>>;
+  let proxy: FaultProxy;
   let records: DynamoImageRecords;
+  let throughProxy: DynamoImageRecords;
 
   beforeAll(async () => {
     server = await startDynamoServer({});
+    proxy = await startFaultProxy(server.endpoint);
     const client = new DynamoDBClient({ region: 'us-east-1', endpoint: server.endpoint, credentials });
     await ensureTable(client, TABLE);
     records = new DynamoImageRecords(DynamoDBDocumentClient.from(client), {
       tableName: TABLE,
       retentionSeconds: 60,
     });
+    // The same adapter through a failing endpoint, with a short backoff to keep the test quick.
+    const proxied = new DynamoDBClient({ region: 'us-east-1', endpoint: proxy.endpoint, credentials });
+    throughProxy = new DynamoImageRecords(DynamoDBDocumentClient.from(proxied), {
+      tableName: TABLE,
+      retentionSeconds: 60,
+      maxWriteAttempts: 4,
+      baseRetryDelayMs: 1,
+    });
   });
   afterAll(async () => {
+    await proxy?.stop();
     await server?.stop();
   });
 
-  const makeBatch = async (count: number, owner = 'alice') => {
+  const makeBatch = async (count: number, owner = 'alice', via = records) => {
     const batchId = newId();
     const now = new Date().toISOString();
     const items: BatchItem[] = Array.from({ length: count }, (_, index) => {
@@ -47,7 +66,7 @@ describe('DynamoImageRecords against a DynamoDB-compatible server', () => {
         uploadExpiresAt: new Date(Date.now() + 60_000).toISOString(),
       } satisfies ImageItem;
     });
-    await records.createBatch({ batchId, owner, createdAt: now, expiresAt: now }, items);
+    await via.createBatch({ batchId, owner, createdAt: now, expiresAt: now }, items);
     return { batchId, items: items as ImageItem[] };
   };
 
@@ -56,6 +75,33 @@ describe('DynamoImageRecords against a DynamoDB-compatible server', () => {
     const page = await records.getBatch(batchId);
     expect(page?.batch.owner).toBe('alice');
     expect(page?.items.map((item) => item.index)).toEqual(Array.from({ length: 500 }, (_, i) => i));
+  });
+
+  it('retries unprocessed BatchWriteItem items until all are written', async () => {
+    const rule = proxy.inject({
+      match: dynamoCall('BatchWriteItem'),
+      times: 3,
+      status: 200,
+      contentType: 'application/x-amz-json-1.0',
+      body: nothingProcessed,
+    });
+    const { batchId } = await makeBatch(30, 'alice', throughProxy);
+    expect(rule.hits).toBe(3);
+    expect((await records.getBatch(batchId))?.items).toHaveLength(30);
+  });
+
+  it('gives up after a bounded number of attempts with a typed error', async () => {
+    const rule = proxy.inject({
+      match: dynamoCall('BatchWriteItem'),
+      times: Number.POSITIVE_INFINITY,
+      status: 200,
+      contentType: 'application/x-amz-json-1.0',
+      body: nothingProcessed,
+    });
+    await expect(makeBatch(3, 'alice', throughProxy)).rejects.toBeInstanceOf(RecordsWriteError);
+    // One chunk, four attempts (maxWriteAttempts), then the error.
+    expect(rule.hits).toBe(4);
+    rule.times = 0;
   });
 
   it('moves an image forward only', async () => {
@@ -100,3 +146,9 @@ describe('DynamoImageRecords against a DynamoDB-compatible server', () => {
     });
   });
 });
+
+/** DynamoDB's answer when it took none of a BatchWriteItem's items (throttled): all come back unprocessed. */
+const nothingProcessed = (req: ProxiedRequest) => {
+  const { RequestItems } = JSON.parse(req.body) as { RequestItems: Record<string, unknown[]> };
+  return JSON.stringify({ UnprocessedItems: RequestItems });
+};
