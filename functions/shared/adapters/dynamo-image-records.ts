@@ -32,7 +32,6 @@ import {
   type TransitionResult,
 } from '../records/types.ts';
 
-
 export interface DynamoImageRecordsOptions {
   tableName: string;
   /** How long records of images that will never be ready are kept (TTL), in seconds. */

@@ -23,6 +23,8 @@ export interface SourceHeader {
   hasAlpha: boolean;
   /** HEVC-coded HEIF: sharp's prebuilt libvips cannot decode it. */
   hevc: boolean;
+  /** 8-bit RGB(A) pixels: a profile can be applied after shrinking, via `rawToTiff`. */
+  rgb8: boolean;
   icc: Buffer | undefined;
 }
 
@@ -111,5 +113,8 @@ export async function readHeader(
   const hevc = meta.compression === 'hevc';
   const format: SourceFormat =
     meta.compression === 'av1' ? 'avif' : meta.compression === 'hevc' ? 'heif' : sniffed;
-  return { format, width, height, frames, animated, hasAlpha: meta.hasAlpha === true, hevc, icc: meta.icc };
+  const rgb8 =
+    hevc || (meta.space === 'srgb' && meta.depth === 'uchar' && (meta.channels === 3 || meta.channels === 4));
+  const icc = meta.icc && meta.icc.length > 0 ? meta.icc : undefined;
+  return { format, width, height, frames, animated, hasAlpha: meta.hasAlpha === true, hevc, rgb8, icc };
 }

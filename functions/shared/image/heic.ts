@@ -1,6 +1,5 @@
 import type { SharpOptions } from 'sharp';
 import { ImageError } from './errors.ts';
-import { rgbaToTiff } from './raw-tiff.ts';
 
 /** Pixels ready for sharp: the bytes and the options that describe them. */
 export interface DecodedSource {
@@ -14,15 +13,11 @@ export interface DecodedSource {
  * container's `irot`/`imir`/`clap` transforms, so the pixels come out upright; the EXIF orientation
  * of a HEIF is informative only and must not be applied again.
  *
- * The dimensions are checked against `maxInputPixels` from the container before any pixel is
+ * Returns raw RGBA (not yet converted to sRGB). The dimensions are checked against `maxInputPixels` from the container before any pixel is
  * decoded. The decode itself is synchronous WebAssembly (about 0.1 s per megapixel here): it cannot
  * be interrupted, so the caller's deadline is checked as soon as it returns.
  */
-export async function decodeHevcHeif(
-  input: Buffer,
-  icc: Buffer | undefined,
-  maxInputPixels: number,
-): Promise<DecodedSource> {
+export async function decodeHevcHeif(input: Buffer, maxInputPixels: number): Promise<DecodedSource> {
   const { default: heicDecode } = await import('heic-decode');
   let images: Awaited<ReturnType<typeof heicDecode.all>>;
   try {
@@ -49,9 +44,8 @@ export async function decodeHevcHeif(
     if (data.byteLength !== width * height * 4) {
       throw new ImageError('CorruptImage', 'The HEIF decoder returned an unexpected pixel buffer.');
     }
-    if (icc && icc.length > 0) {
-      return { input: rgbaToTiff(data, width, height, icc), options: {} };
-    }
+    // The pixels are in the file's colour space: the caller converts them with the profile from the
+    // header once they are shrunk.
     return {
       input: Buffer.from(data.buffer, data.byteOffset, data.byteLength),
       options: { raw: { width, height, channels: 4 } },

@@ -10,6 +10,7 @@ import { ImageError } from './errors.ts';
 import { inputError, type ProcessLimits, readHeader, type SourceHeader } from './header.ts';
 import { type DecodedSource, decodeHevcHeif } from './heic.ts';
 import { thumbHashOf } from './placeholder.ts';
+import { rawToTiff } from './raw-tiff.ts';
 import { type SourceFormat, sniffFormat } from './sniff.ts';
 import { CONTENT_TYPES, type VariantFormat, type VariantSpec } from './variants.ts';
 
@@ -98,9 +99,7 @@ async function processWithin(
   const rendered = header.animated
     ? await renderAnimated({ input, options: inputOptions }, specs, seconds)
     : await renderStill(
-        header.hevc
-          ? await decodeHevcHeif(input, header.icc, limits.maxInputPixels)
-          : { input, options: inputOptions },
+        header.hevc ? await decodeHevcHeif(input, limits.maxInputPixels) : { input, options: inputOptions },
         header,
         specs,
         seconds,
@@ -139,10 +138,14 @@ function targetOf(spec: VariantSpec, header: SourceHeader): ResizeOptions {
 }
 
 /**
- * A still image is decoded once, shrunk on load (JPEG DCT scaling, WebP) straight to the size of the
- * largest variant, oriented and converted to sRGB; every variant and the placeholder are then cut
- * from that small working copy. Measured faster than one pipeline per variant for every format
- * (docs/performance.md), and it holds at most one working copy of the largest variant in memory.
+ * A still image is decoded once, shrunk on load where the codec can (JPEG DCT scaling, WebP) straight
+ * to the size of the largest variant, and oriented; every variant and the placeholder are then cut
+ * from that small sRGB working copy. Measured faster than one pipeline per variant and than a
+ * full-size decode (docs/performance.md), and memory holds one working copy of the largest variant.
+ *
+ * An 8-bit RGB(A) image with an ICC profile is converted to sRGB after shrinking, not before: the
+ * profile conversion at full size costs about as much as the decode. The difference in the result is
+ * that of resampling in the source's (gamma-encoded) space rather than in sRGB's: invisible.
  */
 async function renderStill(
   source: DecodedSource,
@@ -151,7 +154,10 @@ async function renderStill(
   seconds: () => number,
 ): Promise<Rendered> {
   const scale = Math.min(1, Math.max(...specs.map((spec) => scaleFor(spec, header.width, header.height))));
-  let pipeline = sharp(source.input, source.options).autoOrient().timeout({ seconds: seconds() });
+  const iccLater = header.icc !== undefined && header.rgb8 && (scale < 1 || header.hevc);
+  let pipeline = sharp(source.input, iccLater ? { ...source.options, ignoreIcc: true } : source.options)
+    .autoOrient()
+    .timeout({ seconds: seconds() });
   // heic-decode always returns RGBA; drop the alpha channel a photo never had.
   if (header.hevc && !header.hasAlpha) pipeline = pipeline.removeAlpha();
   if (scale < 1) {
@@ -161,12 +167,14 @@ async function renderStill(
       fit: 'inside',
     });
   }
+  if (!iccLater) pipeline = pipeline.toColourspace('srgb');
   let working: { data: Buffer; info: OutputInfo };
   try {
-    working = await pipeline.toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+    working = await pipeline.raw().toBuffer({ resolveWithObject: true });
   } catch (cause) {
     throw inputError(cause, 'The image data is damaged or incomplete.');
   }
+  if (iccLater && header.icc) working = await convertToSrgb(working, header.icc, seconds());
   const { data, info } = working;
   // `info.premultiplied` only says premultiplication was used during the resize: the raw output
   // itself is always unpremultiplied, so it must not be passed back as `premultiplied`.
@@ -180,6 +188,19 @@ async function renderStill(
     thumbHashOf(sharp(data, rawInput)),
   ]);
   return { variants, placeholder };
+}
+
+/** Converts 8-bit RGB(A) working pixels from their ICC profile to sRGB. */
+async function convertToSrgb(
+  working: { data: Buffer; info: OutputInfo },
+  icc: Buffer,
+  seconds: number,
+): Promise<{ data: Buffer; info: OutputInfo }> {
+  const { data, info } = working;
+  if (info.channels !== 3 && info.channels !== 4)
+    throw new Error(`unexpected ${info.channels}-channel working copy`);
+  const tiff = rawToTiff(data, info.width, info.height, info.channels, icc);
+  return sharp(tiff).toColourspace('srgb').timeout({ seconds }).raw().toBuffer({ resolveWithObject: true });
 }
 
 /**

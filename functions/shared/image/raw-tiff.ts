@@ -1,18 +1,23 @@
 /**
- * Wraps decoded 8-bit RGBA pixels in a minimal uncompressed TIFF that carries an ICC profile.
+ * Wraps 8-bit RGB or RGBA pixels in a minimal uncompressed TIFF that carries an ICC profile.
  *
- * sharp cannot assign an input profile to raw pixels (lovell/sharp#1324), so pixels decoded outside
- * libvips (HEVC HEIF, e.g. Display P3 iPhone photos) would be taken as sRGB and shift colour. Inside
- * a TIFF with tag 34675 libvips converts them from their real profile to sRGB like any other input.
- * The cost is one copy of the pixels, no encoding.
+ * sharp cannot assign an input profile to raw pixels (lovell/sharp#1324). The optimizer needs that
+ * twice: for pixels decoded outside libvips (HEVC HEIF, e.g. Display P3 iPhone photos), and to
+ * convert a photo to sRGB after shrinking it rather than before (the profile conversion costs as
+ * much as the decode at full size). Inside a TIFF with tag 34675, libvips converts the pixels from
+ * their real profile to sRGB like any other input; incompatible or broken profiles are ignored. The
+ * cost is one copy of the pixels, no encoding.
  */
-export function rgbaToTiff(
-  rgba: Uint8Array | Uint8ClampedArray,
+export function rawToTiff(
+  pixels: Uint8Array | Uint8ClampedArray,
   width: number,
   height: number,
+  channels: 3 | 4,
   icc: Uint8Array,
 ): Buffer {
-  const rowsPerStrip = Math.max(1, Math.floor((256 * 1024) / (width * 4)));
+  if (pixels.byteLength !== width * height * channels) throw new RangeError('pixel buffer size mismatch');
+  const rowBytes = width * channels;
+  const rowsPerStrip = Math.max(1, Math.floor((256 * 1024) / rowBytes));
   const strips = Math.ceil(height / rowsPerStrip);
 
   interface Entry {
@@ -23,20 +28,20 @@ export function rgbaToTiff(
   const stripOffsets = new Array<number>(strips).fill(0);
   const stripByteCounts = Array.from({ length: strips }, (_, i) => {
     const rows = Math.min(rowsPerStrip, height - i * rowsPerStrip);
-    return rows * width * 4;
+    return rows * rowBytes;
   });
   const entries: Entry[] = [
     { tag: 256, type: 4, values: [width] }, // ImageWidth
     { tag: 257, type: 4, values: [height] }, // ImageLength
-    { tag: 258, type: 3, values: [8, 8, 8, 8] }, // BitsPerSample
+    { tag: 258, type: 3, values: new Array<number>(channels).fill(8) }, // BitsPerSample
     { tag: 259, type: 3, values: [1] }, // Compression: none
     { tag: 262, type: 3, values: [2] }, // PhotometricInterpretation: RGB
     { tag: 273, type: 4, values: stripOffsets }, // StripOffsets (filled in below)
-    { tag: 277, type: 3, values: [4] }, // SamplesPerPixel
+    { tag: 277, type: 3, values: [channels] }, // SamplesPerPixel
     { tag: 278, type: 4, values: [rowsPerStrip] }, // RowsPerStrip
     { tag: 279, type: 4, values: stripByteCounts }, // StripByteCounts
     { tag: 284, type: 3, values: [1] }, // PlanarConfiguration: chunky
-    { tag: 338, type: 3, values: [2] }, // ExtraSamples: unassociated alpha
+    ...(channels === 4 ? [{ tag: 338, type: 3 as const, values: [2] }] : []), // ExtraSamples: unassociated alpha
     { tag: 34675, type: 7, values: icc }, // ICC profile
   ];
   const unit = (type: Entry['type']) => (type === 3 ? 2 : type === 4 ? 4 : 1);
@@ -54,9 +59,9 @@ export function rgbaToTiff(
     }
   }
   const pixelOffset = cursor;
-  for (let i = 0; i < strips; i++) stripOffsets[i] = pixelOffset + i * rowsPerStrip * width * 4;
+  for (let i = 0; i < strips; i++) stripOffsets[i] = pixelOffset + i * rowsPerStrip * rowBytes;
 
-  const out = Buffer.allocUnsafe(pixelOffset + rgba.byteLength);
+  const out = Buffer.allocUnsafe(pixelOffset + pixels.byteLength);
   out.fill(0, 0, pixelOffset);
   out.write('II', 0, 'latin1');
   out.writeUInt16LE(42, 2);
@@ -85,6 +90,6 @@ export function rgbaToTiff(
     }
   });
   out.writeUInt32LE(0, ifdOffset + 2 + entries.length * 12); // no next IFD
-  out.set(rgba, pixelOffset);
+  out.set(pixels, pixelOffset);
   return out;
 }

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { ObjectNotFoundError, ObjectTooLargeError } from '../adapters/s3-object-store.ts';
 import { ImageError } from '../image/errors.ts';
 import { type ProcessLimits, processImage } from '../image/process.ts';
 import type { VariantSpec } from '../image/variants.ts';
+import { ObjectNotFoundError, ObjectTooLargeError } from '../object-errors.ts';
 import type { ImageRecords, ObjectStore, StoredObject } from '../ports.ts';
 import type { ErrorInfo, ImageItem, VariantRecord } from '../records/types.ts';
 import { variantKey } from './variant-keys.ts';
