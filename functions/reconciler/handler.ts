@@ -1,22 +1,17 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { z } from 'zod';
-import { DynamoImageRecords } from '../shared/adapters/dynamo-image-records.ts';
-import { S3ObjectStore } from '../shared/adapters/s3-object-store.ts';
+import { createAdapters } from '../shared/adapters/index.ts';
 import { SqsWorkQueue } from '../shared/adapters/sqs-work-queue.ts';
-import { createClients } from '../shared/clients.ts';
 import { ConfigError, getConfig } from '../shared/config.ts';
 import { type ReconcileDeps, type ReconcileReport, reconcile } from '../shared/recovery/reconcile.ts';
 
 // Built once per process: configuration, SDK clients and adapters.
 const config = getConfig();
 if (!config.queueUrl || !config.dlqUrl) throw new ConfigError('The reconciler needs QUEUE_URL and DLQ_URL.');
-const clients = createClients(config);
+const { clients, records, objects } = createAdapters(config);
 const deps: ReconcileDeps = {
-  records: new DynamoImageRecords(clients.dynamo, {
-    tableName: config.tableName,
-    retentionSeconds: config.limits.recordRetentionDays * 86_400,
-  }),
-  objects: new S3ObjectStore(clients.s3),
+  records,
+  objects,
   queue: new SqsWorkQueue(clients.sqs, { queueUrl: config.queueUrl, dlqUrl: config.dlqUrl }),
   uploadBucket: config.uploadBucket,
   uploadPrefix: config.uploadPrefix,
