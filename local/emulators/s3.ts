@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import type { IncomingHttpHeaders } from 'node:http';
 import { dirname, join } from 'node:path';
 import { Transform } from 'node:stream';
@@ -172,6 +172,7 @@ export async function startS3Server(options: S3ServerOptions): Promise<S3Server>
   });
 
   const { port } = await s3rver.run();
+  await removeStagingLeftovers(store, options.buckets);
   return {
     endpoint: `http://127.0.0.1:${port}`,
     onObjectCreated(listener) {
@@ -359,4 +360,20 @@ function corsConfiguration(origins: readonly string[]): string {
     '</CORSRule>',
     '</CORSConfiguration>',
   ].join('');
+}
+
+/** A crash while an upload was written leaves its staging files behind; nobody will finish them. */
+async function removeStagingLeftovers(
+  store: { getBucketPath(bucket: string): string },
+  buckets: readonly string[],
+) {
+  for (const bucket of buckets) {
+    const dir = store.getBucketPath(bucket);
+    const names = await readdir(dir).catch(() => [] as string[]);
+    await Promise.all(
+      names
+        .filter((name) => name.startsWith(STAGING_PREFIX))
+        .map((name) => rm(join(dir, name), { force: true })),
+    );
+  }
 }

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -223,6 +223,15 @@ describe('the local emulators', () => {
         new DeleteMessageCommand({ QueueUrl: after.queueUrl, ReceiptHandle: message.ReceiptHandle ?? '' }),
       );
     }
+  });
+
+  it('remove the staging files an interrupted upload left behind when they start again', async () => {
+    await stop();
+    const bucketDir = join(dataDir, 's3', OPTIONS.buckets.upload);
+    const leftover = join(bucketDir, '.staging-interrupted');
+    await writeFile(leftover, 'half an upload');
+    await start();
+    expect(await readdir(bucketDir)).not.toContain('.staging-interrupted');
   });
 
   it('apply the configured queue settings to queues restored from the data directory', async () => {
