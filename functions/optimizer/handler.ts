@@ -2,11 +2,14 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import type { Context, SQSEvent } from 'aws-lambda';
 import { createAdapters } from '../shared/adapters/index.ts';
 import { getConfig } from '../shared/config.ts';
+import { configureSharp } from '../shared/image/configure.ts';
 import { processMessages, type QueueDeps } from '../shared/processing/process-messages.ts';
 import { variantSpecs } from '../shared/processing/variant-keys.ts';
 
-// Built once per process: configuration, SDK clients and adapters.
+// Built once per process: configuration, sharp's threads, cache and loader allow-list, SDK
+// clients and adapters.
 const config = getConfig();
+configureSharp();
 const { records, objects } = createAdapters(config);
 const deps: QueueDeps = {
   records,

@@ -13,9 +13,10 @@ export interface DecodedSource {
  * container's `irot`/`imir`/`clap` transforms, so the pixels come out upright; the EXIF orientation
  * of a HEIF is informative only and must not be applied again.
  *
- * Returns raw RGBA (not yet converted to sRGB). The dimensions are checked against `maxInputPixels` from the container before any pixel is
- * decoded. The decode itself is synchronous WebAssembly (about 0.1 s per megapixel here): it cannot
- * be interrupted, so the caller's deadline is checked as soon as it returns.
+ * Returns raw RGBA in the file's colour space (the caller applies the profile). The dimensions are
+ * checked against `maxInputPixels` from the container before any pixel is decoded. The decode itself
+ * is synchronous WebAssembly (about 0.1 s per megapixel here): it blocks the event loop and cannot be
+ * interrupted, so the caller's deadline is checked as soon as it returns.
  */
 export async function decodeHevcHeif(input: Buffer, maxInputPixels: number): Promise<DecodedSource> {
   const { default: heicDecode } = await import('heic-decode');

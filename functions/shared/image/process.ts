@@ -174,7 +174,8 @@ async function renderStill(
   } catch (cause) {
     throw inputError(cause, 'The image data is damaged or incomplete.');
   }
-  if (iccLater && header.icc) working = await convertToSrgb(working, header.icc, seconds());
+  if (iccLater && header.icc)
+    working = await convertToSrgb(working, header.icc, seconds()).catch(encodeError);
   const { data, info } = working;
   // `info.premultiplied` only says premultiplication was used during the resize: the raw output
   // itself is always unpremultiplied, so it must not be passed back as `premultiplied`.

@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { configureSharp } from '../../../functions/shared/image/configure.ts';
 import { ImageError } from '../../../functions/shared/image/errors.ts';
 import { type ProcessLimits, processImage } from '../../../functions/shared/image/process.ts';
-import { rgbaToTiff } from '../../../functions/shared/image/raw-tiff.ts';
+import { rawToTiff } from '../../../functions/shared/image/raw-tiff.ts';
 import {
   DEFAULT_VARIANTS,
   type VariantSpec,
@@ -100,7 +100,7 @@ describe('outputs', () => {
     const stored = Buffer.alloc(3000 * 2000 * 3);
     for (let y = 0; y < 2000; y++) stored.fill(255, (y * 3000 + 1500) * 3, (y + 1) * 3000 * 3);
     const jpeg = await sharp(stored, { raw: { width: 3000, height: 2000, channels: 3 } })
-      .withExif({ IFD0: { Orientation: '6' } })
+      .withMetadata({ orientation: 6 })
       .jpeg()
       .toBuffer();
     expect((await sharp(jpeg).metadata()).orientation).toBe(6);
@@ -210,17 +210,46 @@ describe('variant specs', () => {
   });
 });
 
-describe('rgbaToTiff', () => {
-  it('round-trips pixels and carries the ICC profile to libvips', async () => {
-    const width = 37;
-    const height = 300; // several strips
-    const rgba = new Uint8Array(width * height * 4).map((_, i) => (i * 7) % 256);
-    const icc = (await sharp(corpus('valid/exif-samples--IMG_5195.HEIC')).metadata()).icc as Buffer;
-    const tiff = rgbaToTiff(rgba, width, height, icc);
-    const meta = await sharp(tiff).metadata();
-    expect(meta).toMatchObject({ format: 'tiff', width, height, channels: 4, hasAlpha: true });
-    expect(meta.icc?.equals(icc)).toBe(true);
-    const back = await sharp(tiff, { ignoreIcc: true }).raw().toBuffer();
-    expect(back.equals(Buffer.from(rgba))).toBe(true);
+describe('rawToTiff', () => {
+  it.each([3, 4] as const)(
+    'round-trips %i-channel pixels and carries the ICC profile to libvips',
+    async (channels) => {
+      const width = 37;
+      const height = 300; // several strips
+      const pixels = new Uint8Array(width * height * channels).map((_, i) => (i * 7) % 256);
+      const icc = (await sharp(corpus('valid/exif-samples--IMG_5195.HEIC')).metadata()).icc as Buffer;
+      const tiff = rawToTiff(pixels, width, height, channels, icc);
+      const meta = await sharp(tiff).metadata();
+      expect(meta).toMatchObject({ format: 'tiff', width, height, channels, hasAlpha: channels === 4 });
+      expect(meta.icc?.equals(icc)).toBe(true);
+      const back = await sharp(tiff, { ignoreIcc: true }).raw().toBuffer();
+      expect(back.equals(Buffer.from(pixels))).toBe(true);
+    },
+  );
+
+  it('converts Display P3 pixels to sRGB after shrinking, as libvips does at full size', async () => {
+    // A 3000x2000 gradient tagged Display P3: the deferred conversion must match sharp's own.
+    const width = 3000;
+    const height = 2000;
+    const pixels = Buffer.alloc(width * height * 3);
+    for (let i = 0; i < pixels.length; i += 3) {
+      const x = (i / 3) % width;
+      pixels[i] = Math.round((x / width) * 255);
+      pixels[i + 1] = 40;
+      pixels[i + 2] = 255 - Math.round((x / width) * 255);
+    }
+    const p3 = await sharp(pixels, { raw: { width, height, channels: 3 } })
+      .withIccProfile('p3')
+      .jpeg({ quality: 95 })
+      .toBuffer();
+    const result = await processImage(p3, DEFAULT_VARIANTS, LIMITS);
+    const large = result.variants.find((v) => v.name === 'large')?.body;
+    const ours = await sharp(large).raw().toBuffer();
+    const reference = await sharp(p3).resize(1620, 1080).toColourspace('srgb').raw().toBuffer();
+    const untouched = await sharp(p3, { ignoreIcc: true }).resize(1620, 1080).raw().toBuffer();
+    const diff = (a: Buffer, b: Buffer) =>
+      a.reduce((sum, v, i) => sum + Math.abs(v - (b[i] ?? 0)), 0) / a.length;
+    expect(diff(ours, reference)).toBeLessThan(2);
+    expect(diff(untouched, reference)).toBeGreaterThan(5); // the profile matters for this image
   });
 });
