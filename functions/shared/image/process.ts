@@ -99,7 +99,9 @@ async function processWithin(
   const rendered = header.animated
     ? await renderAnimated({ input, options: inputOptions }, specs, seconds)
     : await renderStill(
-        header.hevc ? await decodeHevcHeif(input, limits.maxInputPixels) : { input, options: inputOptions },
+        header.hevc
+          ? await decodeHevcHeif(input, limits.maxInputPixels, deadline)
+          : { input, options: inputOptions },
         header,
         specs,
         seconds,

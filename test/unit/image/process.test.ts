@@ -91,6 +91,28 @@ describe('limits are enforced from the header, before decoding', () => {
     expect(error.code).toBe('ProcessingTimeout');
     expect(performance.now() - started).toBeLessThan(1_000);
   });
+
+  it('decodes HEIC beside the event loop, and stops a decode past its deadline', async () => {
+    const heic = corpus('valid/exif-samples--IMG_5195.HEIC');
+    // The event loop keeps turning while libheif decodes: other requests are served meanwhile.
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 10);
+    const started = performance.now();
+    const done = await processImage(heic, DEFAULT_VARIANTS, LIMITS);
+    const elapsed = performance.now() - started;
+    clearInterval(ticker);
+    expect(done.format).toBe('heif');
+    expect(ticks).toBeGreaterThan((elapsed / 10) * 0.5);
+
+    // Past the deadline the decode is cut short, not waited for; the next one still works.
+    const cut = performance.now();
+    const error = await failure(processImage(heic, DEFAULT_VARIANTS, { ...LIMITS, timeoutMs: 150 }));
+    expect(error.code).toBe('ProcessingTimeout');
+    expect(performance.now() - cut).toBeLessThan(600);
+    expect((await processImage(heic, DEFAULT_VARIANTS, LIMITS)).variants).toHaveLength(
+      DEFAULT_VARIANTS.length,
+    );
+  });
 });
 
 describe('outputs', () => {
