@@ -45,16 +45,18 @@ function encode(pipeline: Sharp, spec: VariantSpec): Sharp {
 const box = (spec: VariantSpec) =>
   ({ width: spec.width, height: spec.height, fit: spec.fit, withoutEnlargement: true }) as const;
 
+/** The floor: what a minimal sharp script does for the default set, one shrink-on-load pipeline per variant. */
+export function plainSharpVariants(bytes: Buffer, specs: readonly VariantSpec[] = SPECS): Promise<Buffer[]> {
+  return Promise.all(specs.map((spec) => encode(sharp(bytes).autoOrient().resize(box(spec)), spec).toBuffer()));
+}
+
 const METHODS: Record<string, Method> = {
   /** The image core, as the Lambda runs it: sniff, header limits, one shrink-on-load decode, placeholder. */
   core: (photo) => processImage(photo.bytes, SPECS, LIMITS),
   /** The core with libjpeg-turbo for the JPEG (effort 0), the encoder ImageMagick uses. */
   'core-turbo': (photo) => processImage(photo.bytes, TURBO_SPECS, LIMITS),
   /** The floor: what a minimal script does, one shrink-on-load pipeline per variant, in parallel. */
-  plain: (photo) =>
-    Promise.all(
-      SPECS.map((spec) => encode(sharp(photo.bytes).autoOrient().resize(box(spec)), spec).toBuffer()),
-    ),
+  plain: (photo) => plainSharpVariants(photo.bytes),
   /** The other way to decode once: the full-size image to raw memory, then one clone per variant. */
   'full-decode': async (photo) => {
     const { data, info } = await sharp(photo.bytes).autoOrient().raw().toBuffer({ resolveWithObject: true });

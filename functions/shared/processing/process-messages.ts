@@ -8,8 +8,6 @@ export interface QueueDeps extends ProcessingDeps {
   maxReceiveCount: number;
 }
 
-const processor = new BatchProcessor(EventType.SQS);
-
 /**
  * Handles one SQS batch of S3 notifications with partial batch responses: a message is reported
  * failed (and retried by SQS) only for a transient error; a bad file is finished as `failed`.
@@ -23,6 +21,9 @@ export async function processMessages(
   const landed = event.Records.flatMap((record) => objectsInNotification(record.body));
   await Promise.allSettled(landed.map((object) => markLanded(deps, object)));
 
+  // One processor per invocation: it holds the batch's failures, and the local stack runs several
+  // invocations at once in one process.
+  const processor = new BatchProcessor(EventType.SQS);
   return processPartialResponse(event, (record: SQSRecord) => handleRecord(deps, record), processor, {
     ...(context ? { context } : {}),
     // One image at a time per invocation: sharp already spreads one image over the vCPUs.

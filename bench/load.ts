@@ -1,0 +1,587 @@
+/**
+ * Load benchmark: bursts of 1,000 uploads (small real photos from the shared corpus, each made unique
+ * with a JPEG comment) through the local stack, in 2 batches of 500, PUT with bounded concurrency.
+ * Reports throughput (images/s from the first PUT to the last `ready`), latency from each PUT's
+ * completion to its image's `updatedAt` when ready (server clock, same machine), the stack's peak
+ * RSS (sampled every 200 ms, process and children), DATA_DIR growth and temp files left behind.
+ * A second round on the same stack shows whether anything grows from burst to burst.
+ *
+ *   node bench/load.ts [--images 1000] [--rounds 2] [--concurrency 32] [--optimizer-concurrency N]
+ *     [--cpu-prof] [--heap-diff] [--stack-env NAME=VALUE ...]
+ *
+ * `--heap-diff` takes a heap snapshot of the stack after each round (kept in bench/results/heap-*)
+ * and prints which live JS objects grew since the first. Snapshots cost memory: RSS figures of such
+ * a run are not comparable.
+ */
+import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
+import { apiClient, type CreatedBatch, putUpload, type UploadItem } from '../test/support/api-client.ts';
+import { corpusDir, expectations } from '../test/support/corpus.ts';
+import { sha256Hex, uniqueJpeg } from './support/files.ts';
+import {
+  censusGrowth,
+  connectInspector,
+  type HeapCensus,
+  INSPECT_OPTION,
+  type Inspector,
+  type MemoryReading,
+} from './support/inspector.ts';
+import { monotonicUs, type ProfileWindow, summarizeProfiles } from './support/profile.ts';
+import { type Log, type PartResult, progress, type ResultLine, summaryTable } from './support/report.ts';
+import {
+  type CpuShares,
+  countEntries,
+  cpuMsOf,
+  cpuProfileDir,
+  cpuShares,
+  dirUsage,
+  machineCpu,
+  processCpuMs,
+  resultsSubdir,
+  rssKinds,
+  sampleRss,
+  startBenchStack,
+  treeRssMiB,
+} from './support/stack.ts';
+import { distribution, fixed, mib, pool, sleep } from './support/stats.ts';
+
+const BATCH_SIZE = 500;
+/** "Small" photos: at most this many bytes and pixels. */
+const SMALL = { bytes: 300_000, pixels: 1_000_000 };
+const POLL_INTERVAL_MS = 500;
+const ROUND_TIMEOUT_MS = 15 * 60_000;
+
+function option(args: readonly string[], name: string, fallback: number): number {
+  const at = args.indexOf(name);
+  const value = at >= 0 ? Number(args[at + 1]) : Number.NaN;
+  return Number.isInteger(value) && value > 0 ? value : fallback;
+}
+
+interface Source {
+  name: string;
+  bytes: Buffer;
+  width: number;
+  height: number;
+}
+
+/** The corpus' small valid JPEG photos that are expected to end `ready`. */
+async function smallPhotos(): Promise<Source[]> {
+  const expected = expectations();
+  const dir = path.join(corpusDir, 'valid');
+  const sources: Source[] = [];
+  for (const name of (await readdir(dir)).sort()) {
+    if (!/\.jpe?g$/i.test(name) || expected[`valid/${name}`]?.expect !== 'ready') continue;
+    const bytes = await readFile(path.join(dir, name));
+    const { width = 0, height = 0 } = await sharp(bytes).metadata();
+    if (bytes.length <= SMALL.bytes && width * height <= SMALL.pixels)
+      sources.push({ name, bytes, width, height });
+  }
+  if (sources.length === 0) throw new Error(`no small JPEG photos in ${dir}`);
+  return sources;
+}
+
+/** CPU time (user + system) per thread name of a process, in ms (Linux): the main JS thread, the
+ * libuv pool (sharp's work, fs, crypto), V8's helpers (GC, compilation), libvips' own threads. */
+async function threadCpuMs(pid: number): Promise<Record<string, number>> {
+  const byName: Record<string, number> = {};
+  for (const tid of await readdir(`/proc/${pid}/task`).catch(() => [])) {
+    const text = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => '');
+    const name = text.slice(text.indexOf('(') + 1, text.lastIndexOf(')'));
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    const ms = (Number(fields[11]) + Number(fields[12])) * 10;
+    if (name && Number.isFinite(ms)) byName[name] = (byName[name] ?? 0) + ms;
+  }
+  return byName;
+}
+
+const memoryText = (m: MemoryReading) =>
+  `RSS ${fixed(m.rssMiB)} MiB, JS heap used ${fixed(m.heapUsedMiB)} of ${fixed(m.heapTotalMiB)} MiB, ` +
+  `external ${fixed(m.externalMiB)} MiB (array buffers ${fixed(m.arrayBuffersMiB)} MiB)`;
+
+const diffCpu = (after: Record<string, number>, before: Record<string, number>) =>
+  Object.fromEntries(
+    Object.entries(after)
+      .map(([name, ms]) => [name, ms - (before[name] ?? 0)] as const)
+      .filter(([, ms]) => ms > 0)
+      .sort((a, b) => b[1] - a[1]),
+  );
+
+interface Upload {
+  batchId: string;
+  item: UploadItem;
+  bytes: Buffer;
+  putDoneAt?: number;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: batch views are checked field by field.
+type BatchBody = any;
+
+async function readWholeBatch(client: ReturnType<typeof apiClient>, batchId: string): Promise<BatchBody> {
+  const response = await client.request('GET', `/v1/batches/${batchId}?limit=500`);
+  if (response.status !== 200) throw new Error(`GET batch: ${response.status}`);
+  return response.body;
+}
+
+interface RoundOutcome {
+  images: number;
+  postMs: number[];
+  putPhaseMs: number;
+  putMs: ReturnType<typeof distribution>;
+  throughput: number;
+  firstPutToLastReadyMs: number;
+  latency: ReturnType<typeof distribution>;
+  statuses: Record<string, number>;
+  failures: unknown[];
+  variantsChecked: number;
+  variantProblems: string[];
+  stackCpuMs: number;
+  stackCpuByThreadMs: Record<string, number>;
+  /** Shares of all CPUs' time during the burst: busy (anything), waiting on I/O, used by the stack, by this bench. */
+  machine: CpuShares;
+  memoryAfterGc: MemoryReading;
+  rssAfterGc: Awaited<ReturnType<typeof rssKinds>>;
+  peakRssMiB: number;
+  idleRssMiB: number;
+  dataDir: { bytes: number; files: number; stagingFiles: number };
+  tmpEntries: number;
+  window: ProfileWindow;
+  /** GET of each finished 500-item batch (limit=500): first read, then again. */
+  firstReadMs: number[];
+  againReadMs: number[];
+}
+
+async function runRound(
+  log: Log,
+  inspector: Inspector,
+  context: {
+    url: string;
+    pid: number;
+    dataDir: string;
+    tmpDir: string;
+    rss: ReturnType<typeof sampleRss>;
+    sources: Source[];
+    images: number;
+    concurrency: number;
+    round: number;
+  },
+): Promise<RoundOutcome> {
+  const { url, images, concurrency, sources, round } = context;
+  const client = apiClient(url, 'bench-load');
+  const runTag = `${Date.now()}-${round}`;
+  const files = Array.from({ length: images }, (_, i) => {
+    const source = sources[i % sources.length] as Source;
+    const bytes = uniqueJpeg(source.bytes, `photo-intake bench ${runTag} #${i}`);
+    return {
+      name: `${i}-${source.name}`,
+      type: 'image/jpeg',
+      size: bytes.length,
+      sha256: sha256Hex(bytes),
+      bytes,
+    };
+  });
+  if (new Set(files.map((f) => f.sha256)).size !== images) throw new Error('the files are not unique');
+
+  context.rss.resetPeak();
+  const cpuBefore = await processCpuMs(context.pid);
+  const threadsBefore = await threadCpuMs(context.pid);
+  const machineBefore = await machineCpu();
+  const clientBefore = process.cpuUsage();
+  const startUs = monotonicUs();
+  const postMs: number[] = [];
+  const batches: CreatedBatch[] = [];
+  for (let start = 0; start < images; start += BATCH_SIZE) {
+    const started = performance.now();
+    batches.push(await client.createBatch(files.slice(start, start + BATCH_SIZE)));
+    postMs.push(performance.now() - started);
+  }
+  const uploads: Upload[] = batches.flatMap((batch, b) =>
+    batch.items.map((item) => {
+      if (item.status !== 'pending') throw new Error(`item ${item.index}: ${item.status}, expected pending`);
+      return {
+        batchId: batch.batchId,
+        item,
+        bytes: (files[b * BATCH_SIZE + item.index] as { bytes: Buffer }).bytes,
+      };
+    }),
+  );
+  log(
+    `  round ${round}: 2 batches created (POST ${postMs.map((ms) => fixed(ms)).join(', ')} ms); PUT ${images} files, ${concurrency} at a time`,
+  );
+
+  // Poll every batch while the PUTs run: a one-item page with the last ETag is enough to learn the
+  // counts and `complete`; the items' timestamps are read once at the end.
+  const state = new Map<string, { etag?: string; complete: boolean; ready: number; failed: number }>(
+    batches.map((batch) => [batch.batchId, { complete: false, ready: 0, failed: 0 }]),
+  );
+  let polling = true;
+  const pollTick = progress(log, `round ${round}: final`, images);
+  const poller = (async () => {
+    const deadline = Date.now() + ROUND_TIMEOUT_MS;
+    while (polling) {
+      for (const [batchId, s] of state) {
+        if (s.complete) continue;
+        const response = await client.request('GET', `/v1/batches/${batchId}?limit=1`, {
+          headers: s.etag ? { 'if-none-match': s.etag } : {},
+        });
+        if (response.status === 304) continue;
+        if (response.status !== 200) throw new Error(`poll: ${response.status}`);
+        s.etag = response.headers.get('etag') ?? undefined;
+        s.complete = response.body.complete;
+        s.ready = response.body.counts.ready;
+        s.failed = response.body.counts.failed;
+      }
+      const all = [...state.values()];
+      const done = all.reduce((sum, s) => sum + s.ready + s.failed, 0);
+      pollTick(
+        done,
+        `(ready ${all.reduce((sum, s) => sum + s.ready, 0)}, RSS ${fixed(context.rss.last())} MiB)`,
+      );
+      if (all.every((s) => s.complete)) return;
+      if (Date.now() > deadline) throw new Error(`round ${round}: not complete after ${ROUND_TIMEOUT_MS} ms`);
+      await sleep(POLL_INTERVAL_MS);
+    }
+  })();
+
+  const firstPutAt = Date.now();
+  const putStarted = performance.now();
+  const putTick = progress(log, `round ${round}: PUT`, images);
+  let puts = 0;
+  const putDurations = await pool(uploads, concurrency, async (upload) => {
+    const started = performance.now();
+    const response = await putUpload(upload.item, upload.bytes);
+    await response.arrayBuffer();
+    if (response.status !== 200) throw new Error(`PUT ${upload.item.imageId}: ${response.status}`);
+    upload.putDoneAt = Date.now();
+    putTick(++puts);
+    return performance.now() - started;
+  }).catch((error: unknown) => {
+    polling = false;
+    throw error;
+  });
+  const putPhaseMs = performance.now() - putStarted;
+  log(
+    `  round ${round}: all PUTs done in ${fixed(putPhaseMs)} ms (${fixed(images / (putPhaseMs / 1000), 1)} PUT/s)`,
+  );
+  await poller;
+  const cpuAfter = await processCpuMs(context.pid);
+  const stackCpuByThreadMs = diffCpu(await threadCpuMs(context.pid), threadsBefore);
+  // Threads that ended during the round (libvips starts and stops workers) are only in the total.
+  const exited = cpuAfter - cpuBefore - Object.values(stackCpuByThreadMs).reduce((sum, ms) => sum + ms, 0);
+  if (exited > 0) stackCpuByThreadMs['(threads that exited)'] = exited;
+  const machine = cpuShares(machineBefore, await machineCpu(), {
+    stackMs: cpuAfter - cpuBefore,
+    benchMs: cpuMsOf(process.cpuUsage(clientBefore)),
+  });
+
+  const window = { name: `round ${round}: POSTs, PUTs and processing`, startUs, endUs: monotonicUs() };
+
+  // Final records: every image's status and the server's `updatedAt` when it became final.
+  const putDone = new Map(uploads.map((u) => [u.item.imageId, u.putDoneAt as number]));
+  const statuses: Record<string, number> = {};
+  const failures: unknown[] = [];
+  const latencies: number[] = [];
+  const variants: Array<{ url: string; size: number; where: string }> = [];
+  let lastFinal = 0;
+  const firstReadMs: number[] = [];
+  const againReadMs: number[] = [];
+  for (const batch of batches) {
+    // The first read of a finished batch signs every variant URL; a second one finds them cached.
+    let started = performance.now();
+    const body = await readWholeBatch(client, batch.batchId);
+    firstReadMs.push(performance.now() - started);
+    started = performance.now();
+    await readWholeBatch(client, batch.batchId);
+    againReadMs.push(performance.now() - started);
+    for (const item of body.items) {
+      statuses[item.status] = (statuses[item.status] ?? 0) + 1;
+      if (item.status !== 'ready') {
+        failures.push({ imageId: item.imageId, name: item.name, status: item.status, error: item.error });
+        continue;
+      }
+      const finalAt = Date.parse(item.updatedAt);
+      lastFinal = Math.max(lastFinal, finalAt);
+      latencies.push(finalAt - (putDone.get(item.imageId) ?? Number.NaN));
+      for (const v of item.variants ?? [])
+        variants.push({ url: v.url, size: v.size, where: `${item.imageId}/${v.name}` });
+    }
+  }
+
+  // Every variant exists, with the size its record gives (plain GET of the presigned URL).
+  const variantProblems: string[] = [];
+  const checkTick = progress(log, `round ${round}: variants checked`, variants.length);
+  let checked = 0;
+  await pool(variants, concurrency, async (variant) => {
+    const response = await fetch(variant.url);
+    const body = Buffer.from(await response.arrayBuffer());
+    if (response.status !== 200) variantProblems.push(`${variant.where}: ${response.status}`);
+    else if (body.length !== variant.size)
+      variantProblems.push(`${variant.where}: ${body.length} bytes, record says ${variant.size}`);
+    checkTick(++checked);
+  });
+
+  const peakRssMiB = context.rss.peak();
+  // Idle state after the burst: RSS once work has stopped, what the burst left on disk.
+  await sleep(3000);
+  const idleRssMiB = await treeRssMiB(context.pid);
+  const memoryAfterGc = await inspector.memoryAfterGc();
+  const rssAfterGc = await rssKinds(context.pid);
+  const usage = await dirUsage(context.dataDir);
+  const stagingFiles = await countStaging(context.dataDir);
+  const firstPutToLastReadyMs = lastFinal - firstPutAt;
+  return {
+    images,
+    postMs,
+    putPhaseMs,
+    putMs: distribution(putDurations),
+    throughput: (statuses.ready ?? 0) / (firstPutToLastReadyMs / 1000),
+    firstPutToLastReadyMs,
+    latency: distribution(latencies),
+    statuses,
+    failures: failures.slice(0, 20),
+    variantsChecked: variants.length,
+    variantProblems: variantProblems.slice(0, 20),
+    stackCpuMs: cpuAfter - cpuBefore,
+    stackCpuByThreadMs,
+    machine,
+    memoryAfterGc,
+    rssAfterGc,
+    peakRssMiB,
+    idleRssMiB,
+    dataDir: { ...usage, stagingFiles },
+    tmpEntries: await countEntries(context.tmpDir),
+    window,
+    firstReadMs,
+    againReadMs,
+  };
+}
+
+/** Staging files the S3 emulator left behind (it writes `.staging-*` files and renames them). */
+async function countStaging(dir: string): Promise<number> {
+  let count = 0;
+  const walk = async (current: string): Promise<void> => {
+    for (const entry of await readdir(current, { withFileTypes: true }).catch(() => [])) {
+      if (entry.isDirectory()) await walk(path.join(current, entry.name));
+      else if (entry.name.startsWith('.staging-')) count++;
+    }
+  };
+  await walk(dir);
+  return count;
+}
+
+/** `--stack-env NAME=VALUE` (repeatable): extra environment for the stack, e.g. MALLOC_ARENA_MAX=2. */
+function stackEnv(args: readonly string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  args.forEach((arg, i) => {
+    const pair = arg === '--stack-env' ? args[i + 1] : undefined;
+    const at = pair?.indexOf('=') ?? -1;
+    if (pair && at > 0) env[pair.slice(0, at)] = pair.slice(at + 1);
+  });
+  return env;
+}
+
+export default async function runLoadBench(log: Log, args: readonly string[] = []): Promise<PartResult> {
+  const images = option(args, '--images', 1000);
+  const rounds = option(args, '--rounds', 2);
+  const concurrency = option(args, '--concurrency', 32);
+  /** The stack's OPTIMIZER_CONCURRENCY; its own default (the core count) when not given. */
+  const optimizerConcurrency = option(args, '--optimizer-concurrency', 0);
+  const sources = await smallPhotos();
+  log(
+    `sources: ${sources.length} small JPEG photos (<= ${SMALL.bytes / 1000} kB, <= 1 MP) from ${corpusDir}/valid: ` +
+      sources.map((s) => `${s.name.replace(/^[^-]+--/, '')} ${s.width}x${s.height}`).join(', '),
+  );
+  const profileDir = cpuProfileDir(args, 'load');
+  log(`starting the local stack${profileDir ? ` (node --cpu-prof, profiles in ${profileDir})` : ''}...`);
+  const bench = await startBenchStack({
+    nodeOptions: [INSPECT_OPTION],
+    env: {
+      ...(optimizerConcurrency > 0 ? { OPTIMIZER_CONCURRENCY: String(optimizerConcurrency) } : {}),
+      ...stackEnv(args),
+    },
+    ...(profileDir ? { cpuProfileDir: profileDir } : {}),
+  });
+  const pid = bench.stack.child.pid as number;
+  const inspector = await connectInspector(() => bench.stack.logs());
+  log(`  ${bench.stack.url} (pid ${pid}, DATA_DIR ${bench.dataDir}, TMPDIR ${bench.tmpDir})`);
+  const rss = sampleRss(pid, 200);
+  const outcomes: RoundOutcome[] = [];
+  const details: Record<string, unknown> = {
+    images,
+    rounds,
+    concurrency,
+    batchSize: BATCH_SIZE,
+    optimizerConcurrency: optimizerConcurrency || `default (${availableParallelism()})`,
+    stackEnv: stackEnv(args),
+  };
+  try {
+    await sleep(1000);
+    details.startRssMiB = await treeRssMiB(pid);
+    details.startTmpEntries = await countEntries(bench.tmpDir);
+    details.startDataDir = await dirUsage(bench.dataDir);
+    details.startMemoryAfterGc = await inspector.memoryAfterGc();
+    details.startRssAfterGc = await rssKinds(pid);
+    const kinds = details.startRssAfterGc as Awaited<ReturnType<typeof rssKinds>>;
+    log(
+      `  after a full GC: ${memoryText(details.startMemoryAfterGc as MemoryReading)}; ` +
+        `RSS anonymous ${fixed(kinds.anonMiB)} MiB, file-backed ${fixed(kinds.fileMiB)} MiB`,
+    );
+    log(
+      `  idle RSS ${fixed(details.startRssMiB as number)} MiB, ${details.startTmpEntries} entries in its TMPDIR`,
+    );
+    const heapDir = args.includes('--heap-diff') ? resultsSubdir('heap-load') : undefined;
+    if (heapDir) await mkdir(heapDir, { recursive: true });
+    let firstCensus: HeapCensus | undefined;
+    for (let round = 1; round <= rounds; round++) {
+      const outcome = await runRound(log, inspector, {
+        url: bench.stack.url,
+        pid,
+        dataDir: bench.dataDir,
+        tmpDir: bench.tmpDir,
+        rss,
+        sources,
+        images,
+        concurrency,
+        round,
+      });
+      outcomes.push(outcome);
+      log(
+        `  round ${round}: ${JSON.stringify(outcome.statuses)}, ${fixed(outcome.throughput, 1)} images/s, ` +
+          `latency p50 ${fixed(outcome.latency.p50)} / p95 ${fixed(outcome.latency.p95)} ms, ` +
+          `peak RSS ${fixed(outcome.peakRssMiB)} MiB, idle RSS after ${fixed(outcome.idleRssMiB)} MiB, ` +
+          `stack CPU ${fixed(outcome.stackCpuMs / outcome.images, 1)} ms/image, ` +
+          `DATA_DIR ${fixed(mib(outcome.dataDir.bytes), 1)} MiB in ${outcome.dataDir.files} files ` +
+          `(${outcome.dataDir.stagingFiles} staging), TMPDIR entries ${outcome.tmpEntries}, ` +
+          `${outcome.variantsChecked} variants checked, ${outcome.variantProblems.length} problems`,
+      );
+      log(
+        `  round ${round}: stack CPU per image by thread: ${Object.entries(outcome.stackCpuByThreadMs)
+          .map(([name, ms]) => `${name} ${fixed(ms / outcome.images, 1)} ms`)
+          .join(', ')}`,
+      );
+      log(
+        `  round ${round}: during the burst the ${availableParallelism()} CPUs were ${fixed(outcome.machine.busyPercent)}% busy ` +
+          `(the stack ${fixed(outcome.machine.stackPercent)}%, this bench ${fixed(outcome.machine.benchPercent)}%, ` +
+          `other processes ${fixed(outcome.machine.othersPercent)}%), ` +
+          `${fixed(outcome.machine.iowaitPercent)}% waiting on I/O, ${fixed(outcome.machine.stealPercent)}% stolen`,
+      );
+      log(
+        `  round ${round}: after a full GC: ${memoryText(outcome.memoryAfterGc)}; ` +
+          `RSS anonymous ${fixed(outcome.rssAfterGc.anonMiB)} MiB, file-backed ${fixed(outcome.rssAfterGc.fileMiB)} MiB`,
+      );
+      if (heapDir) {
+        const census = await inspector.heapCensus(path.join(heapDir, `after-round-${round}.heapsnapshot`));
+        if (!firstCensus) firstCensus = census;
+        else {
+          const growth = censusGrowth(firstCensus, census);
+          details[`heapGrowthRound1To${round}`] = growth;
+          log(`  round ${round}: live JS objects grown since round 1 (heap snapshot census):`);
+          for (const g of growth)
+            log(
+              `    ${fixed(g.bytes / 1024).padStart(8)} KiB ${String(g.count).padStart(8)} objects  ${g.key} (now ${g.totalCount})`,
+            );
+        }
+      }
+      for (const failure of outcome.failures) log(`    not ready: ${JSON.stringify(failure)}`);
+      for (const problem of outcome.variantProblems) log(`    variant: ${problem}`);
+    }
+  } finally {
+    inspector.close();
+    const { peakMiB, samples } = await rss.stop();
+    details.peakRssMiB = peakMiB;
+    details.rssSamples = samples;
+    const stderr = bench.stack
+      .logs()
+      .split('\n')
+      .filter(
+        (line) =>
+          line && !/^(Debugger listening on|For help, see|Debugger attached|Debugger ending on)/.test(line),
+      )
+      .join('\n');
+    details.stackStderrLines = stderr ? stderr.split('\n').length : 0;
+    if (stderr)
+      log(
+        `  the stack wrote ${details.stackStderrLines} stderr line(s); last: ${stderr.split('\n').slice(-3).join(' | ')}`,
+      );
+    details.stackExitCode = await bench.close();
+    if (details.stackExitCode !== 0)
+      log(`warning: the stack exited with ${details.stackExitCode} on SIGTERM`);
+  }
+  details.rounds = outcomes;
+  if (profileDir) {
+    log('');
+    log(`CPU profile of the stack process (${profileDir}):`);
+    const summary = await summarizeProfiles(
+      profileDir,
+      outcomes.map((o) => o.window),
+    );
+    for (const line of summary.lines) log(line);
+    details.profile = summary.data;
+  }
+
+  const lines: ResultLine[] = [];
+  for (const [i, o] of outcomes.entries()) {
+    const r = `round ${i + 1}`;
+    const allReady = (o.statuses.ready ?? 0) === o.images && o.variantProblems.length === 0;
+    lines.push(
+      {
+        name: `${r}: ${o.images} final records, all ready, variants present`,
+        unit: 'ready',
+        value: o.statuses.ready ?? 0,
+        target: `= ${o.images}`,
+        pass: allReady,
+      },
+      { name: `${r}: throughput, first PUT to last ready`, unit: 'img/s', value: o.throughput },
+      { name: `${r}: latency, PUT done to ready`, unit: 'ms', dist: o.latency },
+      { name: `${r}: PUT (client, ${concurrency} at a time)`, unit: 'ms', dist: o.putMs },
+      {
+        name: `${r}: GET finished batch, limit=500, first read`,
+        unit: 'ms',
+        dist: distribution(o.firstReadMs),
+      },
+      {
+        name: `${r}: GET finished batch, limit=500, read again`,
+        unit: 'ms',
+        dist: distribution(o.againReadMs),
+      },
+      { name: `${r}: peak RSS, stack + children`, unit: 'MiB', value: o.peakRssMiB },
+      { name: `${r}: idle RSS after the burst`, unit: 'MiB', value: o.idleRssMiB },
+      { name: `${r}: RSS after the burst and a full GC`, unit: 'MiB', value: o.memoryAfterGc.rssMiB },
+      { name: `${r}: JS heap used after a full GC`, unit: 'MiB', value: o.memoryAfterGc.heapUsedMiB },
+      { name: `${r}: stack CPU per image`, unit: 'ms', value: o.stackCpuMs / o.images },
+      { name: `${r}: share of all CPUs used by the stack`, unit: '%', value: o.machine.stackPercent },
+      {
+        name: `${r}: share used by other processes`,
+        unit: '%',
+        value: o.machine.othersPercent,
+      },
+      { name: `${r}: DATA_DIR size`, unit: 'MiB', value: mib(o.dataDir.bytes) },
+    );
+  }
+  const last = outcomes.at(-1);
+  if (last) {
+    const leftover = last.tmpEntries - (details.startTmpEntries as number);
+    lines.push({
+      name: 'temp files left in the stack TMPDIR',
+      unit: 'files',
+      value: leftover,
+      target: '= 0',
+      pass: leftover === 0 && last.dataDir.stagingFiles === 0,
+    });
+  }
+  lines.push({
+    name: 'peak RSS over the run, stack + children',
+    unit: 'MiB',
+    value: details.peakRssMiB as number,
+  });
+  return { lines, details };
+}
+
+const runDirectly =
+  process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url);
+if (runDirectly) {
+  const result = await runLoadBench((line) => console.log(line), process.argv.slice(2));
+  for (const line of summaryTable(result.lines.map((line) => ({ part: 'load', line })))) console.log(line);
+}

@@ -1,0 +1,66 @@
+import { type Distribution, fixed } from './stats.ts';
+
+/** One line of the summary table: a latency distribution, or a single figure. */
+export interface ResultLine {
+  name: string;
+  unit: string;
+  /** Latency-like figures. */
+  dist?: Distribution;
+  /** A single figure (throughput, peak RSS, ...). */
+  value?: number;
+  /** E.g. "p50 <= 250". */
+  target?: string;
+  pass?: boolean;
+  note?: string;
+}
+
+export interface PartResult {
+  lines: ResultLine[];
+  /** Anything else worth keeping in the JSON results (parameters, per-round figures, ...). */
+  details?: Record<string, unknown>;
+}
+
+export type Log = (line: string) => void;
+
+/** A progress reporter that prints at most every `everyMs`, plus the final state. */
+export function progress(log: Log, label: string, total: number, everyMs = 2000) {
+  let last = 0;
+  return (done: number, extra = '') => {
+    const t = Date.now();
+    if (done < total && t - last < everyMs) return;
+    last = t;
+    log(`  ${label}: ${done}/${total}${extra ? ` ${extra}` : ''}`);
+  };
+}
+
+export interface SummaryRow {
+  part: string;
+  line: ResultLine;
+}
+
+/** The final table: one row per result line, fixed-width, plain text. */
+export function summaryTable(rows: readonly SummaryRow[]): string[] {
+  const header = ['part', 'measure', 'n', 'p50', 'p95', 'max', 'value', 'unit', 'target', 'result'];
+  const cells = rows.map(({ part, line }) => [
+    part,
+    line.name,
+    line.dist ? String(line.dist.n) : '',
+    line.dist ? fixed(line.dist.p50, 1) : '',
+    line.dist ? fixed(line.dist.p95, 1) : '',
+    line.dist ? fixed(line.dist.max, 1) : '',
+    line.value === undefined
+      ? ''
+      : fixed(line.value, Number.isInteger(line.value) || line.value >= 100 ? 0 : 1),
+    line.unit,
+    line.target ?? '',
+    line.pass === undefined ? '' : line.pass ? 'pass' : 'FAIL',
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((row) => (row[i] ?? '').length)));
+  const numeric = new Set([2, 3, 4, 5, 6]);
+  const render = (row: readonly string[]) =>
+    row
+      .map((cell, i) => (numeric.has(i) ? cell.padStart(widths[i] ?? 0) : cell.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  return [render(header), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.map(render)];
+}
