@@ -47,7 +47,9 @@ const box = (spec: VariantSpec) =>
 
 /** The floor: what a minimal sharp script does for the default set, one shrink-on-load pipeline per variant. */
 export function plainSharpVariants(bytes: Buffer, specs: readonly VariantSpec[] = SPECS): Promise<Buffer[]> {
-  return Promise.all(specs.map((spec) => encode(sharp(bytes).autoOrient().resize(box(spec)), spec).toBuffer()));
+  return Promise.all(
+    specs.map((spec) => encode(sharp(bytes).autoOrient().resize(box(spec)), spec).toBuffer()),
+  );
 }
 
 const METHODS: Record<string, Method> = {

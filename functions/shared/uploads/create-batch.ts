@@ -64,21 +64,25 @@ export async function createBatch(
     return shared ? duplicateRecord(image, shared) : image;
   });
 
-  const uploads = await Promise.all(
-    records.map((record) =>
-      record.status !== 'pending'
-        ? undefined
-        : deps.signer.presignPut({
-            bucket: deps.uploadBucket,
-            key: record.key,
-            contentType: record.type,
-            contentLength: record.size,
-            sha256Hex: record.sha256,
-            expiresInSeconds: deps.limits.uploadUrlTtlSeconds,
-          }),
+  // Signing is local CPU work and the write is I/O: let them overlap. No URL leaves before the
+  // records exist, since both must succeed before the response.
+  const [uploads] = await Promise.all([
+    Promise.all(
+      records.map((record) =>
+        record.status !== 'pending'
+          ? undefined
+          : deps.signer.presignPut({
+              bucket: deps.uploadBucket,
+              key: record.key,
+              contentType: record.type,
+              contentLength: record.size,
+              sha256Hex: record.sha256,
+              expiresInSeconds: deps.limits.uploadUrlTtlSeconds,
+            }),
+      ),
     ),
-  );
-  await deps.records.createBatch({ batchId, owner, createdAt, expiresAt }, records);
+    deps.records.createBatch({ batchId, owner, createdAt, expiresAt }, records),
+  ]);
 
   return {
     batchId,
