@@ -18,6 +18,18 @@ export interface SharedResources {
   variantsBucket: string;
 }
 
+/** What every function needs: its log identity, and where the records and objects are. */
+function baseEnvironment(resources: SharedResources, service: string): FunctionEnvironment {
+  return {
+    POWERTOOLS_SERVICE_NAME: service,
+    POWERTOOLS_LOG_LEVEL: 'INFO',
+    TABLE_NAME: resources.tableName,
+    UPLOAD_BUCKET: resources.uploadBucket,
+    VARIANTS_BUCKET: resources.variantsBucket,
+    UPLOAD_PREFIX,
+  };
+}
+
 /**
  * The configuration both functions share, as environment variables. Both get every limit so that
  * the API (which signs uploads and lists variants) and the optimizer (which enforces them) agree.
@@ -28,12 +40,7 @@ export function sharedEnvironment(
   service: string,
 ): FunctionEnvironment {
   return {
-    POWERTOOLS_SERVICE_NAME: service,
-    POWERTOOLS_LOG_LEVEL: 'INFO',
-    TABLE_NAME: resources.tableName,
-    UPLOAD_BUCKET: resources.uploadBucket,
-    VARIANTS_BUCKET: resources.variantsBucket,
-    UPLOAD_PREFIX,
+    ...baseEnvironment(resources, service),
     MAX_FILES_PER_BATCH: String(settings.maxFilesPerBatch),
     MAX_BYTES: String(settings.maxBytes),
     ACCEPTED_TYPES: settings.acceptedTypes.join(','),
@@ -62,12 +69,7 @@ export function reconcilerEnvironment(
   service: string,
 ): FunctionEnvironment {
   return {
-    POWERTOOLS_SERVICE_NAME: service,
-    POWERTOOLS_LOG_LEVEL: 'INFO',
-    TABLE_NAME: resources.tableName,
-    UPLOAD_BUCKET: resources.uploadBucket,
-    VARIANTS_BUCKET: resources.variantsBucket,
-    UPLOAD_PREFIX,
+    ...baseEnvironment(resources, service),
     QUEUE_URL: resources.queueUrl,
     DLQ_URL: resources.dlqUrl,
     RECONCILE_STUCK_AFTER_SECONDS: String(settings.reconcileStuckAfterSeconds),
