@@ -1,5 +1,6 @@
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { S3Event } from 'aws-lambda';
+import { decodeEventKey } from '../functions/shared/processing/s3-notifications.ts';
 
 export interface NotificationBridgeOptions {
   sqs: SQSClient;
@@ -38,7 +39,7 @@ export function notificationBridge(options: NotificationBridgeOptions) {
     /** Takes an S3 event as the S3 server emitted it. */
     onObjectCreated(event: S3Event): void {
       for (const record of event.Records) {
-        const key = decodeURIComponent(record.s3.object.key.replace(/\+/g, ' '));
+        const key = decodeEventKey(record.s3.object.key);
         if (record.s3.bucket.name !== options.bucket || !key.startsWith(options.prefix)) continue;
         const sending = deliver({ Records: [record] }).finally(() => inFlight.delete(sending));
         inFlight.add(sending);

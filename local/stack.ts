@@ -1,5 +1,4 @@
 import { mkdir } from 'node:fs/promises';
-import path from 'node:path';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { startEmulators } from './emulators/index.ts';
 import { startGateway } from './gateway.ts';
@@ -149,9 +148,6 @@ export async function startLocalStack(
     },
   };
 }
-
-export const dataPath = (settings: LocalSettings, ...parts: string[]) =>
-  path.join(settings.dataDir, ...parts);
 
 /** Plays the deployed reconciler's schedule; runs never overlap. */
 function startReconcileTimer(

@@ -14,6 +14,7 @@ import S3rver, {
 } from '@20minutes/s3rver';
 import S3Error from '@20minutes/s3rver/lib/models/error.js';
 import type { S3Event, S3EventRecord } from 'aws-lambda';
+import { encodeEventKey } from '../../functions/shared/processing/s3-notifications.ts';
 
 /** Region reported in event notifications; the emulator itself has none. */
 const REGION = 'us-east-1';
@@ -334,14 +335,6 @@ function toEventRecord(
       },
     },
   };
-}
-
-/** S3 form-encodes keys in notifications: `/` kept, space as `+`, everything else percent-encoded. */
-function encodeEventKey(key: string): string {
-  return encodeURIComponent(key)
-    .replace(/%2F/g, '/')
-    .replace(/%20/g, '+')
-    .replace(/[!'()~]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
 function corsConfiguration(origins: readonly string[]): string {

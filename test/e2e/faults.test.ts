@@ -11,7 +11,7 @@ import {
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoImageRecords } from '../../functions/shared/adapters/dynamo-image-records.ts';
-import { encodeEventKey } from '../../functions/shared/adapters/sqs-work-queue.ts';
+import { encodeEventKey } from '../../functions/shared/processing/s3-notifications.ts';
 import type { ImageItem } from '../../functions/shared/records/types.ts';
 import { readLocalSettings } from '../../local/settings.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
@@ -26,10 +26,10 @@ import {
   s3InternalError,
   startFaultProxy,
 } from '../support/fault-proxy.ts';
+import { LOCAL_CREDENTIALS } from '../support/local-clients.ts';
 import { removeDir } from '../support/stack-process.ts';
 
 const UPLOADS = 'photo-intake-uploads';
-const credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -62,9 +62,13 @@ describe('faults and duplicates on the local stack', () => {
         return proxy.endpoint;
       },
     });
-    sqs = new SQSClient({ region: 'us-east-1', endpoint: stack.sqsEndpoint, credentials });
+    sqs = new SQSClient({ region: 'us-east-1', endpoint: stack.sqsEndpoint, credentials: LOCAL_CREDENTIALS });
     const dynamo = DynamoDBDocumentClient.from(
-      new DynamoDBClient({ region: 'us-east-1', endpoint: stack.dynamodbEndpoint, credentials }),
+      new DynamoDBClient({
+        region: 'us-east-1',
+        endpoint: stack.dynamodbEndpoint,
+        credentials: LOCAL_CREDENTIALS,
+      }),
     );
     records = new DynamoImageRecords(dynamo, { tableName: 'photo-intake', retentionSeconds: 60 });
     photos = await Promise.all(

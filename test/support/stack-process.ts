@@ -2,8 +2,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { projectRoot } from './corpus.ts';
+import { localS3Client } from './local-clients.ts';
 
 export interface StackProcess {
   url: string;
@@ -58,12 +59,7 @@ export async function startStackProcess(
       reject(new Error(`the stack exited (${code}) before it was ready:\n${stderr}`));
     });
   });
-  const s3 = new S3Client({
-    region: 'us-east-1',
-    endpoint: s3Endpoint,
-    forcePathStyle: true,
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-  });
+  const s3 = localS3Client(s3Endpoint);
   return {
     url,
     s3Endpoint,

@@ -219,17 +219,15 @@ export class DynamoImageRecords implements ImageRecords {
         variants: facts.variants,
         refs: 1,
       };
-      await this.#client
-        .send(
+      await conditionHeld(
+        this.#client.send(
           new PutCommand({
             TableName: this.#table,
             Item: { ...dedupKey(image.owner, image.sha256), ...toDedupRow(shared) },
             ConditionExpression: 'attribute_not_exists(pk)',
           }),
-        )
-        .catch((error: unknown) => {
-          if (!(error instanceof ConditionalCheckFailedException)) throw error;
-        });
+        ),
+      );
     }
     return result;
   }
@@ -289,8 +287,8 @@ export class DynamoImageRecords implements ImageRecords {
   }
 
   async retainSharedFiles(owner: string, sha256: string, count: number): Promise<boolean> {
-    try {
-      await this.#client.send(
+    return conditionHeld(
+      this.#client.send(
         new UpdateCommand({
           TableName: this.#table,
           Key: dedupKey(owner, sha256),
@@ -298,12 +296,8 @@ export class DynamoImageRecords implements ImageRecords {
           ConditionExpression: 'attribute_exists(pk)',
           ExpressionAttributeValues: { ':n': count },
         }),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
+      ),
+    );
   }
 
   async releaseSharedFiles(owner: string, sha256: string): Promise<number> {
@@ -319,19 +313,17 @@ export class DynamoImageRecords implements ImageRecords {
     );
     const remaining = Number(Attributes?.refs ?? 0);
     if (remaining <= 0) {
-      await this.#client
-        .send(
+      // Not deleted if retained again in the meantime: the files are in use after all.
+      await conditionHeld(
+        this.#client.send(
           new DeleteCommand({
             TableName: this.#table,
             Key: dedupKey(owner, sha256),
             ConditionExpression: 'refs <= :zero',
             ExpressionAttributeValues: { ':zero': 0 },
           }),
-        )
-        .catch((error: unknown) => {
-          // Retained again in the meantime: the files are in use after all.
-          if (!(error instanceof ConditionalCheckFailedException)) throw error;
-        });
+        ),
+      );
     }
     return remaining;
   }
@@ -371,8 +363,8 @@ export class DynamoImageRecords implements ImageRecords {
     expression: string,
     status: StoredImageStatus,
   ): Promise<boolean> {
-    try {
-      await this.#client.send(
+    return conditionHeld(
+      this.#client.send(
         new UpdateCommand({
           TableName: this.#table,
           Key: itemKey(batchId, imageId),
@@ -384,28 +376,20 @@ export class DynamoImageRecords implements ImageRecords {
             ...(expression.includes(':now') ? { ':now': this.#now().toISOString() } : {}),
           },
         }),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
+      ),
+    );
   }
 
   async deleteImage(batchId: string, imageId: string): Promise<boolean> {
-    try {
-      await this.#client.send(
+    return conditionHeld(
+      this.#client.send(
         new DeleteCommand({
           TableName: this.#table,
           Key: itemKey(batchId, imageId),
           ConditionExpression: 'attribute_exists(pk)',
         }),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
+      ),
+    );
   }
 
   async #transition(
@@ -445,6 +429,17 @@ export class DynamoImageRecords implements ImageRecords {
     // Ready duplicates are kept like any ready image; everything else expires unless it gets ready.
     if (item.status !== 'ready') row[TABLE_SCHEMA.ttlAttribute] = expiresAtEpoch;
     return row;
+  }
+}
+
+/** Whether a conditional write was applied; a failed condition is an answer, not an error. */
+async function conditionHeld(write: Promise<unknown>): Promise<boolean> {
+  try {
+    await write;
+    return true;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) return false;
+    throw error;
   }
 }
 

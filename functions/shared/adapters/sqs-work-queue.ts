@@ -1,13 +1,9 @@
 import { ReceiveMessageCommand, SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { S3Event } from 'aws-lambda';
 import type { WorkQueue } from '../ports.ts';
-import { objectsInNotification } from '../processing/s3-notifications.ts';
+import { encodeEventKey, objectsInNotification } from '../processing/s3-notifications.ts';
 
 const SEND_BATCH = 10;
-
-/** Keys in S3 events are URL-encoded, with `+` for a space; `/` stays as it is. */
-export const encodeEventKey = (key: string) =>
-  encodeURIComponent(key).replace(/%2F/g, '/').replace(/%20/g, '+');
 
 /** The work queue and its DLQ over SQS; messages are shaped like S3's own notifications. */
 export class SqsWorkQueue implements WorkQueue {

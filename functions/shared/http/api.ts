@@ -5,8 +5,8 @@ import type {
 import { ApiError } from '../errors.ts';
 import type { Quotas } from '../ports.ts';
 import { RecordsWriteError } from '../records/errors.ts';
-import type { Tagged } from '../status/queries.ts';
-import { deleteImage, getBatch, getImage, type StatusDeps } from '../status/queries.ts';
+import { deleteImage, getBatch, getImage, type StatusDeps, type Tagged } from '../status/queries.ts';
+import { etagMatches } from '../status/views.ts';
 import { type CreateBatchDeps, createBatch } from '../uploads/create-batch.ts';
 
 export interface ApiDeps {
@@ -119,5 +119,3 @@ function errorResult(deps: ApiDeps, error: unknown): ApiResult {
     error: { code: 'InternalError', message: 'Something went wrong on our side. Try again.' },
   });
 }
-
-import { etagMatches } from '../status/views.ts';

@@ -23,3 +23,11 @@ export function objectsInNotification(body: string): UploadedObject[] {
 
 /** Keys in S3 events are URL-encoded, with `+` standing for a space. */
 export const decodeEventKey = (key: string) => decodeURIComponent(key.replace(/\+/g, ' '));
+
+/** S3 form-encodes keys in notifications: `/` kept, space as `+`, everything else percent-encoded. */
+export function encodeEventKey(key: string): string {
+  return encodeURIComponent(key)
+    .replace(/%2F/g, '/')
+    .replace(/%20/g, '+')
+    .replace(/[!'()~]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}

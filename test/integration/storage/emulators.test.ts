@@ -3,7 +3,7 @@ import { connect } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import {
   DeleteMessageCommand,
   type Message,
@@ -15,6 +15,7 @@ import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dyn
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { TABLE_SCHEMA } from '../../../functions/shared/records/schema.ts';
 import { type Emulators, startEmulators } from '../../../local/emulators/index.ts';
+import { localS3Client } from '../../support/local-clients.ts';
 
 const OPTIONS = {
   buckets: { upload: 'emu-uploads', variants: 'emu-variants' },
@@ -27,14 +28,7 @@ const OPTIONS = {
 const region = 'us-east-1';
 
 function clientsFor(emulators: Emulators) {
-  const s3 = new S3Client({
-    region,
-    endpoint: emulators.s3Endpoint,
-    forcePathStyle: true,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-  });
+  const s3 = localS3Client(emulators.s3Endpoint);
   const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
   const dynamo = new DynamoDBClient({ region, endpoint: emulators.dynamodbEndpoint, credentials });
   const sqs = new SQSClient({ region, endpoint: emulators.sqsEndpoint, credentials });

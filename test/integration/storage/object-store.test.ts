@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DeleteObjectsCommand, S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   ObjectNotFoundError,
@@ -9,6 +9,7 @@ import {
   S3ObjectStore,
 } from '../../../functions/shared/adapters/s3-object-store.ts';
 import { type S3Server, startS3Server } from '../../../local/emulators/s3.ts';
+import { localS3Client } from '../../support/local-clients.ts';
 
 const BUCKET = 'object-store-test';
 
@@ -21,14 +22,7 @@ describe('S3ObjectStore against the local S3 server', () => {
   beforeAll(async () => {
     directory = await mkdtemp(join(tmpdir(), 'object-store-'));
     server = await startS3Server({ directory, buckets: [BUCKET] });
-    client = new S3Client({
-      region: 'us-east-1',
-      endpoint: server.endpoint,
-      forcePathStyle: true,
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-    });
+    client = localS3Client(server.endpoint);
     store = new S3ObjectStore(client);
   });
 

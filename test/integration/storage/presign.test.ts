@@ -2,13 +2,13 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { S3Client } from '@aws-sdk/client-s3';
 import type { S3Event } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3ObjectStore } from '../../../functions/shared/adapters/s3-object-store.ts';
 import { S3UrlSigner } from '../../../functions/shared/adapters/s3-url-signer.ts';
 import type { PresignedUpload, PresignPutRequest } from '../../../functions/shared/ports.ts';
 import { type S3Server, startS3Server } from '../../../local/emulators/s3.ts';
+import { localS3Client } from '../../support/local-clients.ts';
 
 const BUCKET = 'presign-test';
 const sha256Hex = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
@@ -26,14 +26,7 @@ describe('presigned URLs against the local S3 server', () => {
   beforeAll(async () => {
     directory = await mkdtemp(join(tmpdir(), 'presign-'));
     server = await startS3Server({ directory, buckets: [BUCKET], corsAllowedOrigins: ['*'] });
-    const client = new S3Client({
-      region: 'us-east-1',
-      endpoint: server.endpoint,
-      forcePathStyle: true,
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-    });
+    const client = localS3Client(server.endpoint);
     signer = new S3UrlSigner(client);
     store = new S3ObjectStore(client);
     server.onObjectCreated(async (event) => {
