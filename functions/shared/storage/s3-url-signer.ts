@@ -3,11 +3,10 @@ import { formatUrl } from '@aws-sdk/core/util';
 import { S3RequestPresigner } from '@aws-sdk/s3-request-presigner';
 import { getEndpointFromInstructions } from '@smithy/core/endpoints';
 import { HttpRequest } from '@smithy/core/protocols';
-import type { PresignedUpload, PresignPutRequest, UrlSigner } from '../records/ports.ts';
+import type { PresignedUpload } from '../../../contract/index.ts';
+import { INCOMING_TAG } from './object-keys.ts';
+import type { PresignPutRequest, UrlSigner } from './ports.ts';
 
-/** Tag every presigned upload must carry; a lifecycle rule on this tag expires abandoned uploads
- * (so whatever keeps an original must retag or copy it). */
-export const INCOMING_TAG = { key: 'pipeline-state', value: 'incoming' } as const;
 const INCOMING_TAGGING = `${INCOMING_TAG.key}=${INCOMING_TAG.value}`;
 
 const HOUR_MS = 3_600_000;
