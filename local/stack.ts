@@ -61,6 +61,8 @@ export async function startLocalStack(
     dlqName: NAMES.dlq,
     visibilityTimeoutSeconds: settings.visibilityTimeoutSeconds,
     maxReceiveCount: settings.maxReceiveCount,
+    s3Port: settings.s3Port,
+    corsAllowedOrigins: settings.corsAllowedOrigins,
   });
 
   const region = 'us-east-1';
@@ -138,7 +140,12 @@ export async function startLocalStack(
     functionTimeoutMs: settings.processingTimeoutMs * 1.5,
     onError: onError('optimizer'),
   });
-  const gateway = await startGateway({ port: settings.port, handler: api.handler, onError: onError('api') });
+  const gateway = await startGateway({
+    port: settings.port,
+    corsAllowedOrigins: settings.corsAllowedOrigins,
+    handler: api.handler,
+    onError: onError('api'),
+  });
 
   return {
     apiUrl: gateway.url,
