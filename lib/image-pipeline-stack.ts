@@ -1,14 +1,16 @@
-import { Annotations, CfnOutput, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, Stack, type StackProps, Tags, Validations } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import { ImageOptimizer } from './constructs/image-optimizer.ts';
 import { PipelineAlarms } from './constructs/pipeline-alarms.ts';
 import { Reconciler } from './constructs/reconciler.ts';
 import { Storage } from './constructs/storage.ts';
 import { UploadApi } from './constructs/upload-api.ts';
-import { type PipelineSettings, usesPlaceholderJwt } from './settings.ts';
+import { checkProductionSettings, type PipelineSettings, usesPlaceholderJwt } from './settings.ts';
 
 export interface ImagePipelineStackProps extends StackProps {
-  /** Validated settings, usually `settingsFromContext(app)`. */
+  /** The stage this stack is (`dev`, `prod`, ...), usually from `stageFromContext(app)`. */
+  stage: string;
+  /** The stage's validated settings, usually from `stageFromContext(app)`. */
   settings: PipelineSettings;
 }
 
@@ -26,12 +28,22 @@ export class ImagePipelineStack extends Stack {
 
   constructor(scope: Construct, id: string, props: ImagePipelineStackProps) {
     super(scope, id, props);
-    const { settings } = props;
+    const { stage, settings } = props;
+    checkProductionSettings(stage, settings);
+    Tags.of(this).add('photo-intake:stage', stage);
+    const settingPath = (key: string) => `cdk.json "context" -> "stages" -> "${stage}" -> "${key}"`;
     if (usesPlaceholderJwt(settings)) {
       Annotations.of(this).addWarningV2(
         'image-pipeline:placeholder-jwt',
-        'jwtIssuer/jwtAudience are not set in the CDK context: the API uses placeholders that accept no ' +
-          'real token. Set both (-c jwtIssuer=https://... -c jwtAudience=...) before deploying.',
+        `jwtIssuer/jwtAudience are not set for stage ${stage}: the API uses placeholders that accept no ` +
+          `real token. Set ${settingPath('jwtIssuer')} and ${settingPath('jwtAudience')} before deploying.`,
+      );
+    }
+    if (settings.alarmEmail === undefined && settings.production) {
+      Annotations.of(this).addWarningV2(
+        'image-pipeline:no-alarm-email',
+        `!!! PRODUCTION STAGE ${stage} HAS NO alarmEmail: ALARMS WILL REACH NO ONE !!! ` +
+          `Set ${settingPath('alarmEmail')} (or subscribe someone to the AlarmTopicArn output by hand).`,
       );
     }
 

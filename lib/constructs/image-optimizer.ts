@@ -68,6 +68,7 @@ export class ImageOptimizer extends Construct {
       memorySize: OPTIMIZER_MEMORY_MB,
       timeout: OPTIMIZER_TIMEOUT,
       nodeModules: ['sharp', 'heic-decode'],
+      architecture: settings.lambdaArchitecture,
       environment: toLambdaEnvironment({
         ...sharedEnvironment(
           settings,

@@ -51,6 +51,7 @@ export class Reconciler extends Construct {
       description: 'the image pipeline reconciler (scheduled recovery of stuck and lost uploads)',
       memorySize: RECONCILER_MEMORY_MB,
       timeout: RECONCILER_TIMEOUT,
+      architecture: settings.lambdaArchitecture,
       environment: toLambdaEnvironment(
         reconcilerEnvironment(
           settings,

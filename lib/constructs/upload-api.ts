@@ -37,6 +37,7 @@ export class UploadApi extends Construct {
       description: 'the image pipeline HTTP API',
       memorySize: 512,
       timeout: Duration.seconds(10),
+      architecture: settings.lambdaArchitecture,
       environment: toLambdaEnvironment(
         sharedEnvironment(
           settings,

@@ -8,14 +8,13 @@ import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROUTES, routeKey } from '../../functions/api/routes.ts';
 import { TABLE_SCHEMA } from '../../functions/shared/records/schema.ts';
-import { ImagePipelineStack } from '../../lib/image-pipeline-stack.ts';
-import { settingsFromContext } from '../../lib/settings.ts';
-import { testApp } from './cdk-app.ts';
+import type { ImagePipelineStack } from '../../lib/image-pipeline-stack.ts';
+import { stageStack } from './cdk-app.ts';
 
 const { AwsSolutionsChecks } = nag;
 
-// Values that differ from every default, in the forms `cdk synth -c key=value` and cdk.json give.
-const CONTEXT = {
+// Values that differ from every default, in the forms cdk.json may give (strings and typed JSON).
+const SETTINGS = {
   jwtIssuer: 'https://auth.example.com/',
   jwtAudience: 'photo-intake-web,photo-intake-cli',
   corsAllowedOrigins: ['https://photos.example.com'],
@@ -44,8 +43,7 @@ let resource: (construct: IConstruct) => Resource;
 
 beforeAll(() => {
   outdir = mkdtempSync(join(tmpdir(), 'image-pipeline-infra-'));
-  app = testApp(outdir, CONTEXT);
-  stack = new ImagePipelineStack(app, 'ImagePipelineStack', { settings: settingsFromContext(app) });
+  ({ app, stack } = stageStack(outdir, SETTINGS));
   // The one synthesis (it bundles both functions and installs sharp for linux-arm64).
   assemblyDir = app.synth().directory;
   template = Template.fromStack(stack);
