@@ -3,19 +3,19 @@ import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpJwtAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
-import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { ROUTES } from '../../functions/api/routes.ts';
 import type { PipelineSettings } from '../settings.ts';
-import { sharedEnvironment, toLambdaEnvironment, UPLOAD_PREFIX } from './function-environment.ts';
-import { acknowledgeObjectWildcard } from './nag-acknowledgements.ts';
+import { sharedEnvironment, toLambdaEnvironment } from './function-environment.ts';
 import { PipelineFunction } from './pipeline-function.ts';
 import type { Storage } from './storage.ts';
 
 export interface UploadApiProps {
   settings: PipelineSettings;
   storage: Storage;
+  /** Set when CloudFront signs variant URLs: the API then never signs an S3 GET. */
+  variantsSignedByCloudFront?: boolean;
 }
 
 /**
@@ -114,38 +114,27 @@ export class UploadApi extends Construct {
     });
 
     const role = this.function.role;
-    // Signing a PUT that carries the incoming tag needs PutObjectTagging as well as PutObject.
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['s3:PutObject', 's3:PutObjectTagging', 's3:GetObject', 's3:DeleteObject'],
-        resources: [storage.uploadBucket.arnForObjects(`${UPLOAD_PREFIX}*`)],
-      }),
-    );
-    // Presigned GETs of variants, and removal when an image is deleted.
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['s3:GetObject', 's3:DeleteObject'],
-        resources: [storage.variantsBucket.arnForObjects('*')],
-      }),
-    );
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['s3:ListBucket'],
-        resources: [storage.uploadBucket.bucketArn, storage.variantsBucket.bucketArn],
-      }),
-    );
-    storage.grantTableData(role);
-    acknowledgeObjectWildcard(
+    // Batches are written in one BatchWriteItem per 25 rows and read with one Query; images are found
+    // through byImage; the quota counts open uploads over byOpenUpload and the request rate with an
+    // UpdateItem; dedup rows are read (BatchGetItem, GetItem), counted (UpdateItem) and removed
+    // (DeleteItem), as are deleted images. PutItem and UpdateItem also cover the batch-count
+    // transactions of DELETE (TransactWriteItems is authorized per item as PutItem/UpdateItem).
+    storage.grantRecords(role, {
+      table: ['GetItem', 'BatchGetItem', 'Query', 'PutItem', 'UpdateItem', 'DeleteItem', 'BatchWriteItem'],
+      queryIndexes: ['byImage', 'byOpenUpload'],
+    });
+    // Signing a PUT that carries the incoming tag needs PutObjectTagging as well as PutObject;
+    // DELETE removes the original.
+    storage.grantUploads(role, ['s3:PutObject', 's3:PutObjectTagging', 's3:DeleteObject'], {
+      why: 'The API signs PUTs for keys it generates per upload and deletes originals; uploads/* is the narrowest key pattern.',
+    });
+    // DELETE removes the variants; presigned S3 GETs (no CloudFront) need GetObject.
+    storage.grantVariants(
       role,
-      storage.uploadBucket,
-      `${UPLOAD_PREFIX}*`,
-      'The API signs PUTs for keys it generates per upload and deletes originals; uploads/* is the narrowest key pattern.',
-    );
-    acknowledgeObjectWildcard(
-      role,
-      storage.variantsBucket,
-      '*',
-      "The API signs GETs for and deletes any image's variants (one folder per image id); the bucket holds nothing else.",
+      props.variantsSignedByCloudFront ? ['s3:DeleteObject'] : ['s3:GetObject', 's3:DeleteObject'],
+      {
+        why: "The API deletes (and, without CloudFront, signs GETs for) any image's variants, one folder per image id; the bucket holds nothing else.",
+      },
     );
   }
 
