@@ -63,6 +63,8 @@ export class ImagePipelineStack extends Stack {
       optimizer: this.optimizer,
       api: this.api,
       reconciler: this.reconciler,
+      table: this.storage.table,
+      tableIndexes: this.storage.indexNames,
       alarmEmail: settings.alarmEmail,
     });
 
@@ -72,6 +74,10 @@ export class ImagePipelineStack extends Stack {
     new CfnOutput(this, 'TableName', { value: this.storage.table.tableName });
     new CfnOutput(this, 'QueueUrl', { value: this.optimizer.queue.queueUrl });
     new CfnOutput(this, 'DlqUrl', { value: this.optimizer.deadLetterQueue.queueUrl });
+    new CfnOutput(this, 'AlarmTopicArn', {
+      value: this.alarms.topic.topicArn,
+      description: 'Every alarm notifies this topic (alarm and OK); subscribe on-call here',
+    });
     new CfnOutput(this, 'ReconcilerFunctionName', {
       value: this.reconciler.function.fn.functionName,
       description: 'Invoke it to reconcile now instead of waiting for the schedule',

@@ -32,9 +32,11 @@ export class PipelineFunction extends Construct {
   readonly fn: nodejs.NodejsFunction;
   readonly role: iam.Role;
   readonly logGroup: logs.LogGroup;
+  readonly timeout: Duration;
 
   constructor(scope: Construct, id: string, props: PipelineFunctionProps) {
     super(scope, id);
+    this.timeout = props.timeout;
     this.logGroup = new logs.LogGroup(this, 'logs', {
       retention: logs.RetentionDays.ONE_MONTH,
       removalPolicy: RemovalPolicy.DESTROY,

@@ -55,6 +55,8 @@ export class Storage extends Construct {
   readonly variantsBucket: s3.Bucket;
   readonly accessLogBucket: s3.Bucket;
   readonly table: dynamodb.Table;
+  /** The table's global secondary indexes, by name. */
+  readonly indexNames: readonly string[] = TABLE_INDEXES.map((index) => index.indexName);
 
   constructor(scope: Construct, id: string, props: StorageProps) {
     super(scope, id);

@@ -1,13 +1,14 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type App, type CfnElement, Validations } from 'aws-cdk-lib';
+import { type App, type CfnElement, Duration, Validations } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import nag from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROUTES, routeKey } from '../../functions/api/routes.ts';
 import { TABLE_SCHEMA } from '../../functions/shared/records/schema.ts';
+import { PipelineFunction } from '../../lib/constructs/pipeline-function.ts';
 import type { ImagePipelineStack } from '../../lib/image-pipeline-stack.ts';
 import { stageStack } from './cdk-app.ts';
 
@@ -599,6 +600,166 @@ describe('permissions', () => {
 });
 
 describe('alarms and outputs', () => {
+  const alarms = () =>
+    Object.values(template.findResources('AWS::CloudWatch::Alarm')).map((a) => a.Properties as Props);
+  const functionAlarms = (fn: IConstruct) =>
+    alarms().filter(
+      (a) => JSON.stringify(a.Dimensions) === JSON.stringify([{ Name: 'FunctionName', Value: ref(fn) }]),
+    );
+
+  it('lets CloudWatch alarms of this account, and only those, publish to the alarm topic', () => {
+    template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      Topics: [ref(stack.alarms.topic)],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          {
+            Sid: 'AllowThisAccountsAlarmsToPublish',
+            Effect: 'Allow',
+            Principal: { Service: 'cloudwatch.amazonaws.com' },
+            Action: 'sns:Publish',
+            Resource: ref(stack.alarms.topic),
+            Condition: {
+              StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+              ArnLike: {
+                'aws:SourceArn': {
+                  'Fn::Join': [
+                    '',
+                    [
+                      'arn:',
+                      { Ref: 'AWS::Partition' },
+                      ':cloudwatch:',
+                      { Ref: 'AWS::Region' },
+                      ':',
+                      { Ref: 'AWS::AccountId' },
+                      ':alarm:*',
+                    ],
+                  ],
+                },
+              },
+            },
+          },
+        ]),
+      },
+    });
+  });
+
+  it('notifies the topic when any alarm fires and when it clears', () => {
+    // 3 per function, 2 per dead-letter queue, the backlog, API 5xx and latency, table throttles.
+    expect(alarms()).toHaveLength(3 * 3 + 2 + 4);
+    for (const alarm of alarms()) {
+      expect(alarm.AlarmActions).toEqual([ref(stack.alarms.topic)]);
+      expect(alarm.OKActions).toEqual([ref(stack.alarms.topic)]);
+      expect(alarm.TreatMissingData).toBe('notBreaching');
+      expect(alarm.AlarmDescription).toEqual(expect.any(String));
+    }
+  });
+
+  it.each([
+    ['optimizer', () => stack.optimizer.function.fn, 90, 300],
+    ['api', () => stack.api.function.fn, 10, 300],
+    ['reconciler', () => stack.reconciler.function.fn, 300, 900],
+  ])(
+    'alarms on %s errors, throttles and any run over 80%% of its timeout',
+    (_name, fn, timeoutSeconds, errorPeriod) => {
+      const byMetric = new Map(functionAlarms(fn()).map((a) => [a.MetricName, a]));
+      expect([...byMetric.keys()].sort()).toEqual(['Duration', 'Errors', 'Throttles']);
+      expect(byMetric.get('Errors')).toMatchObject({ Statistic: 'Sum', Threshold: 1, Period: errorPeriod });
+      expect(byMetric.get('Throttles')).toMatchObject({ Statistic: 'Sum', Threshold: 1, Period: 300 });
+      expect(byMetric.get('Duration')).toMatchObject({
+        Statistic: 'Maximum',
+        Threshold: timeoutSeconds * 1000 * 0.8,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      });
+      expect(resource(fn()).Properties.Timeout).toBe(timeoutSeconds);
+    },
+  );
+
+  it('alarms on the API p99 latency over 3 s for 15 minutes, and on 5xx', () => {
+    const apiId = ref(stack.api.httpApi);
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/ApiGateway',
+      MetricName: 'Latency',
+      Dimensions: [{ Name: 'ApiId', Value: apiId }],
+      ExtendedStatistic: 'p99',
+      Period: 300,
+      EvaluationPeriods: 3,
+      Threshold: 3000,
+    });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/ApiGateway',
+      MetricName: '5xx',
+      Dimensions: [{ Name: 'ApiId', Value: apiId }],
+      Statistic: 'Sum',
+      Threshold: 5,
+    });
+  });
+
+  it('alarms on any throttled read or write of the table or one of its indexes', () => {
+    const throttle = alarms().find((a) => JSON.stringify(a.Metrics ?? '').includes('ThrottleEvents'));
+    const metrics = throttle?.Metrics as {
+      Id: string;
+      Expression?: string;
+      MetricStat?: { Metric: { MetricName: string; Dimensions: { Name: string; Value: unknown }[] } };
+    }[];
+    const stats = metrics.filter((m) => m.MetricStat).map((m) => m.MetricStat?.Metric);
+    const watched = stats.map((m) => {
+      const index = m?.Dimensions.find((d) => d.Name === 'GlobalSecondaryIndexName')?.Value ?? 'table';
+      expect(m?.Dimensions).toContainEqual({ Name: 'TableName', Value: ref(stack.storage.table) });
+      return `${index} ${m?.MetricName}`;
+    });
+    expect(watched.sort()).toEqual(
+      ['table', ...Object.values(TABLE_SCHEMA.indexes).map((i) => i.indexName)]
+        .flatMap((name) => [`${name} ReadThrottleEvents`, `${name} WriteThrottleEvents`])
+        .sort(),
+    );
+    // Every series counts, a missing one as zero.
+    const expression = metrics.find((m) => m.Expression)?.Expression ?? '';
+    for (const m of metrics.filter((m) => m.MetricStat)) expect(expression).toContain(`FILL(${m.Id}, 0)`);
+    expect(throttle).toMatchObject({ Threshold: 1, EvaluationPeriods: 1 });
+  });
+
+  it('watches one more function (e.g. a webhook notifier) with one call', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'image-pipeline-alarms-'));
+    try {
+      const { stack: other } = stageStack(dir, {}, { bundle: false });
+      const notifier = new PipelineFunction(other, 'notifier', {
+        entry: 'functions/reconciler/handler.ts',
+        description: 'a webhook notifier',
+        memorySize: 256,
+        timeout: Duration.seconds(30),
+        environment: {},
+        architecture: 'arm64',
+      });
+      other.alarms.watchFunction('notifier', notifier, { impact: 'Webhooks are not being delivered.' });
+      const watched = Object.values(Template.fromStack(other).findResources('AWS::CloudWatch::Alarm'))
+        .map((a) => a.Properties as Props)
+        .filter((a) =>
+          JSON.stringify(a.Dimensions ?? []).includes(
+            other.getLogicalId(notifier.fn.node.defaultChild as CfnElement),
+          ),
+        );
+      expect(watched.map((a) => a.MetricName).sort()).toEqual(['Duration', 'Errors', 'Throttles']);
+      expect(watched.find((a) => a.MetricName === 'Duration')?.Threshold).toBe(24_000);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('alarms when a dead letter waits an hour unread', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateAgeOfOldestMessage',
+      Dimensions: [
+        {
+          Name: 'QueueName',
+          Value: { 'Fn::GetAtt': [logicalId(stack.optimizer.deadLetterQueue), 'QueueName'] },
+        },
+      ],
+      Statistic: 'Maximum',
+      Threshold: 3600,
+    });
+  });
+
   it('alarms on any message in the dead-letter queue, to the alarm topic', () => {
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       Namespace: 'AWS/SQS',
@@ -654,6 +815,7 @@ describe('alarms and outputs', () => {
   it('outputs what clients and operators need', () => {
     expect(Object.keys(template.toJSON().Outputs).sort()).toEqual(
       [
+        'AlarmTopicArn',
         'ApiUrl',
         'DlqUrl',
         'QueueUrl',
