@@ -5,6 +5,7 @@ import { PipelineAlarms } from './constructs/pipeline-alarms.ts';
 import { Reconciler } from './constructs/reconciler.ts';
 import { Storage } from './constructs/storage.ts';
 import { UploadApi } from './constructs/upload-api.ts';
+import { VariantDelivery } from './constructs/variant-delivery.ts';
 import { checkProductionSettings, type PipelineSettings, usesPlaceholderJwt } from './settings.ts';
 
 export interface ImagePipelineStackProps extends StackProps {
@@ -25,6 +26,8 @@ export class ImagePipelineStack extends Stack {
   readonly api: UploadApi;
   readonly reconciler: Reconciler;
   readonly alarms: PipelineAlarms;
+  /** CloudFront in front of the variants, when the stage has a signing key. */
+  readonly delivery: VariantDelivery | undefined;
 
   constructor(scope: Construct, id: string, props: ImagePipelineStackProps) {
     super(scope, id, props);
@@ -50,9 +53,34 @@ export class ImagePipelineStack extends Stack {
     this.storage = new Storage(this, 'storage', {
       corsAllowedOrigins: settings.corsAllowedOrigins,
       tableDeletionProtection: settings.tableDeletionProtection,
+      originalsTransition: {
+        days: settings.originalsTransitionDays,
+        storageClass: settings.originalsStorageClass,
+      },
     });
+    if (settings.cloudFrontPublicKey && settings.cloudFrontPrivateKeySecretArn) {
+      this.delivery = new VariantDelivery(this, 'variant-delivery', {
+        variantsBucket: this.storage.variantsBucket,
+        accessLogBucket: this.storage.accessLogBucket,
+        publicKeyPem: settings.cloudFrontPublicKey,
+        privateKeySecretArn: settings.cloudFrontPrivateKeySecretArn,
+        corsAllowedOrigins: settings.corsAllowedOrigins,
+      });
+    } else {
+      this.delivery = undefined;
+      Annotations.of(this).addWarningV2(
+        'image-pipeline:no-cloudfront',
+        `Stage ${stage} has no CloudFront signing key: variant URLs are presigned S3 GETs, which stop ` +
+          "working when the API function's session credentials expire, possibly before their hour. Set " +
+          `${settingPath('cloudFrontPublicKey')} and cloudFrontPrivateKeySecretArn (docs/deploy.md).`,
+      );
+    }
     this.optimizer = new ImageOptimizer(this, 'image-optimizer', { settings, storage: this.storage });
-    this.api = new UploadApi(this, 'upload-api', { settings, storage: this.storage });
+    this.api = new UploadApi(this, 'upload-api', {
+      settings,
+      storage: this.storage,
+      delivery: this.delivery,
+    });
     this.reconciler = new Reconciler(this, 'reconciler', {
       settings,
       storage: this.storage,
@@ -71,6 +99,13 @@ export class ImagePipelineStack extends Stack {
     new CfnOutput(this, 'ApiUrl', { value: this.api.url, description: 'Base URL of the HTTP API' });
     new CfnOutput(this, 'UploadBucketName', { value: this.storage.uploadBucket.bucketName });
     new CfnOutput(this, 'VariantsBucketName', { value: this.storage.variantsBucket.bucketName });
+    if (this.delivery) {
+      new CfnOutput(this, 'VariantsCdnUrl', {
+        value: this.delivery.url,
+        description: 'CloudFront distribution serving the variants (signed URLs only)',
+      });
+      new CfnOutput(this, 'DistributionId', { value: this.delivery.distribution.distributionId });
+    }
     new CfnOutput(this, 'TableName', { value: this.storage.table.tableName });
     new CfnOutput(this, 'QueueUrl', { value: this.optimizer.queue.queueUrl });
     new CfnOutput(this, 'DlqUrl', { value: this.optimizer.deadLetterQueue.queueUrl });

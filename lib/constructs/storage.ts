@@ -39,9 +39,21 @@ interface IndexSpec {
 }
 const TABLE_INDEXES: readonly IndexSpec[] = Object.values(TABLE_SCHEMA.indexes);
 
+/** The tag the optimizer puts on an original once its variants exist (`PROCESSED_TAGS` in functions/). */
+export const PROCESSED_TAG = { key: 'pipeline-state', value: 'processed' } as const;
+
+/** The storage classes processed originals may move to (setting `originalsStorageClass`). */
+const ORIGINALS_STORAGE_CLASSES = {
+  STANDARD_IA: s3.StorageClass.INFREQUENT_ACCESS,
+  INTELLIGENT_TIERING: s3.StorageClass.INTELLIGENT_TIERING,
+  GLACIER_IR: s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
+} as const;
+
 export interface StorageProps {
   corsAllowedOrigins: readonly string[];
   tableDeletionProtection: boolean;
+  /** Processed originals move to this storage class this many days after upload. */
+  originalsTransition: { days: number; storageClass: keyof typeof ORIGINALS_STORAGE_CLASSES };
 }
 
 /**
@@ -100,6 +112,19 @@ export class Storage extends Construct {
           prefix: UPLOAD_PREFIX,
           tagFilters: { [INCOMING_TAG.key]: INCOMING_TAG.value },
           expiration: ABANDONED_UPLOAD_EXPIRY,
+        },
+        {
+          // Originals are read once, by the optimizer, and then only kept: they become the bulk of
+          // the storage bill (docs/cost.md), and a colder class is the largest lever on it.
+          id: 'transition-processed-originals',
+          prefix: UPLOAD_PREFIX,
+          tagFilters: { [PROCESSED_TAG.key]: PROCESSED_TAG.value },
+          transitions: [
+            {
+              storageClass: ORIGINALS_STORAGE_CLASSES[props.originalsTransition.storageClass],
+              transitionAfter: Duration.days(props.originalsTransition.days),
+            },
+          ],
         },
       ],
     });

@@ -10,12 +10,13 @@ import type { PipelineSettings } from '../settings.ts';
 import { sharedEnvironment, toLambdaEnvironment } from './function-environment.ts';
 import { PipelineFunction } from './pipeline-function.ts';
 import type { Storage } from './storage.ts';
+import type { VariantDelivery } from './variant-delivery.ts';
 
 export interface UploadApiProps {
   settings: PipelineSettings;
   storage: Storage;
-  /** Set when CloudFront signs variant URLs: the API then never signs an S3 GET. */
-  variantsSignedByCloudFront?: boolean;
+  /** CloudFront in front of the variants: the API then signs variant URLs for it, never S3 GETs. */
+  delivery?: VariantDelivery | undefined;
 }
 
 /**
@@ -30,7 +31,7 @@ export class UploadApi extends Construct {
 
   constructor(scope: Construct, id: string, props: UploadApiProps) {
     super(scope, id);
-    const { settings, storage } = props;
+    const { settings, storage, delivery } = props;
 
     this.function = new PipelineFunction(this, 'handler', {
       entry: 'functions/api/handler.ts',
@@ -38,8 +39,8 @@ export class UploadApi extends Construct {
       memorySize: 512,
       timeout: Duration.seconds(10),
       architecture: settings.lambdaArchitecture,
-      environment: toLambdaEnvironment(
-        sharedEnvironment(
+      environment: toLambdaEnvironment({
+        ...sharedEnvironment(
           settings,
           {
             tableName: storage.table.tableName,
@@ -48,7 +49,12 @@ export class UploadApi extends Construct {
           },
           'photo-intake-api',
         ),
-      ),
+        ...(delivery && {
+          VARIANTS_CDN_URL: delivery.url,
+          CLOUDFRONT_KEY_PAIR_ID: delivery.publicKey.publicKeyId,
+          CLOUDFRONT_PRIVATE_KEY_SECRET_ARN: delivery.privateKeySecretArn,
+        }),
+      }),
     });
 
     this.httpApi = new apigw.HttpApi(this, 'http-api', {
@@ -128,14 +134,14 @@ export class UploadApi extends Construct {
     storage.grantUploads(role, ['s3:PutObject', 's3:PutObjectTagging', 's3:DeleteObject'], {
       why: 'The API signs PUTs for keys it generates per upload and deletes originals; uploads/* is the narrowest key pattern.',
     });
-    // DELETE removes the variants; presigned S3 GETs (no CloudFront) need GetObject.
-    storage.grantVariants(
-      role,
-      props.variantsSignedByCloudFront ? ['s3:DeleteObject'] : ['s3:GetObject', 's3:DeleteObject'],
-      {
-        why: "The API deletes (and, without CloudFront, signs GETs for) any image's variants, one folder per image id; the bucket holds nothing else.",
-      },
-    );
+    // DELETE removes the variants. Without CloudFront the API presigns S3 GETs of them, which needs
+    // GetObject; with it, the API reads the CloudFront private key instead.
+    storage.grantVariants(role, delivery ? ['s3:DeleteObject'] : ['s3:GetObject', 's3:DeleteObject'], {
+      why: delivery
+        ? "The API deletes any image's variants, one folder per image id; the bucket holds nothing else."
+        : "The API signs GETs for and deletes any image's variants, one folder per image id; the bucket holds nothing else.",
+    });
+    delivery?.grantSigning(role);
   }
 
   /** The API's base URL (the `$default` stage). */

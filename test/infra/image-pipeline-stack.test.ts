@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,12 +8,20 @@ import nag from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROUTES, routeKey } from '../../functions/api/routes.ts';
+import { PROCESSED_TAGS } from '../../functions/shared/processing/process-upload.ts';
 import { TABLE_SCHEMA } from '../../functions/shared/records/schema.ts';
 import { PipelineFunction } from '../../lib/constructs/pipeline-function.ts';
+import { PROCESSED_TAG } from '../../lib/constructs/storage.ts';
 import type { ImagePipelineStack } from '../../lib/image-pipeline-stack.ts';
 import { stageStack } from './cdk-app.ts';
 
 const { AwsSolutionsChecks } = nag;
+
+const PUBLIC_KEY = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({
+  type: 'spki',
+  format: 'pem',
+}) as string;
+const SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:photo-intake/test/cloudfront-AbC123';
 
 // Values that differ from every default, in the forms cdk.json may give (strings and typed JSON).
 const SETTINGS = {
@@ -29,6 +38,10 @@ const SETTINGS = {
   reconcileStuckAfterSeconds: '1200',
   reconcileMissedEventAfterSeconds: 300,
   maxProcessingAttempts: '8',
+  cloudFrontPublicKey: PUBLIC_KEY,
+  cloudFrontPrivateKeySecretArn: SECRET_ARN,
+  originalsTransitionDays: 45,
+  originalsStorageClass: 'STANDARD_IA',
 };
 
 type Props = Record<string, unknown>;
@@ -66,7 +79,8 @@ const arn = (construct: IConstruct) => ({ 'Fn::GetAtt': [logicalId(construct), '
 describe('storage', () => {
   it('blocks public access, encrypts and refuses plain HTTP on every bucket', () => {
     const buckets = template.findResources('AWS::S3::Bucket');
-    expect(Object.keys(buckets)).toHaveLength(3);
+    // Uploads, variants, server access logs, and CloudFront's logs.
+    expect(Object.keys(buckets)).toHaveLength(4);
     for (const [id, bucket] of Object.entries(buckets)) {
       expect(bucket.Properties.PublicAccessBlockConfiguration).toEqual({
         BlockPublicAcls: true,
@@ -94,9 +108,10 @@ describe('storage', () => {
     }
   });
 
-  it('logs server access of the upload and variants buckets to the access-log bucket', () => {
+  it('logs server access of the upload, variants and CDN log buckets to the access-log bucket', () => {
     const { uploadBucket, variantsBucket, accessLogBucket } = stack.storage;
-    for (const bucket of [uploadBucket, variantsBucket]) {
+    if (!stack.delivery) throw new Error('no CloudFront');
+    for (const bucket of [uploadBucket, variantsBucket, stack.delivery.logBucket]) {
       expect(resource(bucket).Properties.LoggingConfiguration).toMatchObject({
         DestinationBucketName: ref(accessLogBucket),
       });
@@ -128,7 +143,7 @@ describe('storage', () => {
     const rules = (
       resource(stack.storage.uploadBucket).Properties.LifecycleConfiguration as { Rules: Props[] }
     ).Rules;
-    expect(rules).toHaveLength(2);
+    expect(rules).toHaveLength(3);
     expect(rules).toContainEqual(
       expect.objectContaining({
         AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 },
@@ -143,6 +158,21 @@ describe('storage', () => {
         Status: 'Enabled',
       }),
     );
+  });
+
+  it("moves processed originals (and only those) to the stage's storage class after its days", () => {
+    const rules = (
+      resource(stack.storage.uploadBucket).Properties.LifecycleConfiguration as { Rules: Props[] }
+    ).Rules;
+    expect(rules).toContainEqual({
+      Id: 'transition-processed-originals',
+      Prefix: 'uploads/',
+      TagFilters: [{ Key: 'pipeline-state', Value: 'processed' }],
+      Transitions: [{ StorageClass: 'STANDARD_IA', TransitionInDays: 45 }],
+      Status: 'Enabled',
+    });
+    // The tag is the one the optimizer puts on an original once its variants exist.
+    expect({ [PROCESSED_TAG.key]: PROCESSED_TAG.value }).toEqual(PROCESSED_TAGS);
   });
 
   it('announces only objects created under uploads/ in the upload bucket, to the work queue', () => {
@@ -380,6 +410,104 @@ describe('reconciler', () => {
   });
 });
 
+describe('edge delivery (CloudFront)', () => {
+  const delivery = () => {
+    if (!stack.delivery) throw new Error('the stage has a signing key, so it has a distribution');
+    return stack.delivery;
+  };
+  const distribution = () => resource(delivery().distribution).Properties.DistributionConfig as Props;
+
+  it('serves the variants bucket through origin access control, to signed URLs of its key group only', () => {
+    template.resourceCountIs('AWS::CloudFront::Distribution', 1);
+    const config = distribution();
+    const [origin] = config.Origins as Props[];
+    expect(origin).toMatchObject({
+      DomainName: { 'Fn::GetAtt': [logicalId(stack.storage.variantsBucket), 'RegionalDomainName'] },
+      OriginAccessControlId: { 'Fn::GetAtt': [expect.any(String), 'Id'] },
+      S3OriginConfig: { OriginAccessIdentity: '' },
+    });
+    expect(config.DefaultCacheBehavior).toMatchObject({
+      ViewerProtocolPolicy: 'https-only',
+      AllowedMethods: ['GET', 'HEAD'],
+      TrustedKeyGroups: [ref(delivery().keyGroup)],
+    });
+    expect(resource(delivery().keyGroup).Properties.KeyGroupConfig).toMatchObject({
+      Items: [ref(delivery().publicKey)],
+    });
+    // The public key is the stage's setting, as given.
+    expect(resource(delivery().publicKey).Properties.PublicKeyConfig).toMatchObject({
+      EncodedKey: PUBLIC_KEY,
+    });
+    template.hasResourceProperties('AWS::CloudFront::OriginAccessControl', {
+      OriginAccessControlConfig: { OriginAccessControlOriginType: 's3', SigningBehavior: 'always' },
+    });
+  });
+
+  it('lets only this distribution read variants from the bucket', () => {
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      Bucket: ref(stack.storage.variantsBucket),
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: 'Allow',
+            Principal: { Service: 'cloudfront.amazonaws.com' },
+            Action: 's3:GetObject',
+            Condition: {
+              StringEquals: {
+                'AWS:SourceArn': {
+                  'Fn::Join': ['', Match.arrayWith([`:distribution/`, ref(delivery().distribution)])],
+                },
+              },
+            },
+          }),
+        ]),
+      },
+    });
+  });
+
+  it('caches at the edge, logs, answers CORS for the configured origins', () => {
+    const config = distribution();
+    expect(config).toMatchObject({
+      Enabled: true,
+      HttpVersion: 'http2and3',
+      PriceClass: 'PriceClass_100',
+      Logging: { Bucket: { 'Fn::GetAtt': [logicalId(delivery().logBucket), 'RegionalDomainName'] } },
+    });
+    // CachingOptimized (a managed policy): query strings, and so the signature, are not in the key.
+    expect((config.DefaultCacheBehavior as Props).CachePolicyId).toBe('658327ea-f89d-4fab-a63d-7e88639e58f6');
+    template.hasResourceProperties('AWS::CloudFront::ResponseHeadersPolicy', {
+      ResponseHeadersPolicyConfig: {
+        CorsConfig: Match.objectLike({
+          AccessControlAllowOrigins: { Items: ['https://photos.example.com'] },
+          AccessControlAllowMethods: { Items: ['GET', 'HEAD'] },
+          AccessControlAllowCredentials: false,
+        }),
+      },
+    });
+  });
+
+  it('tells the API where the distribution is, which key signs, and where the private key is', () => {
+    const env = (resource(stack.api.function.fn).Properties.Environment as { Variables: Props }).Variables;
+    expect(env).toMatchObject({
+      VARIANTS_CDN_URL: {
+        'Fn::Join': ['', ['https://', { 'Fn::GetAtt': [logicalId(delivery().distribution), 'DomainName'] }]],
+      },
+      CLOUDFRONT_KEY_PAIR_ID: ref(delivery().publicKey),
+      CLOUDFRONT_PRIVATE_KEY_SECRET_ARN: SECRET_ARN,
+    });
+    // Only the API signs; the other functions know nothing of the key.
+    for (const fn of [stack.optimizer.function, stack.reconciler.function]) {
+      const other = (resource(fn.fn).Properties.Environment as { Variables: Props }).Variables;
+      expect(Object.keys(other).filter((k) => /CDN|CLOUDFRONT/.test(k))).toEqual([]);
+    }
+    template.hasOutput('VariantsCdnUrl', {
+      Value: {
+        'Fn::Join': ['', ['https://', { 'Fn::GetAtt': [logicalId(delivery().distribution), 'DomainName'] }]],
+      },
+    });
+  });
+});
+
 describe('HTTP API', () => {
   const routes = () =>
     Object.values(template.findResources('AWS::ApiGatewayV2::Route')).map((r) => r.Properties as Props);
@@ -486,6 +614,7 @@ describe('permissions', () => {
       [logicalId(stack.reconciler.function.logGroup), 'reconciler-logs'],
     ]);
     const nameOf = (resource: unknown): string => {
+      if (typeof resource === 'string') return resource;
       const getAtt = (resource as { 'Fn::GetAtt'?: [string, string] })['Fn::GetAtt'];
       if (getAtt) return names.get(getAtt[0]) ?? getAtt[0];
       const join = (resource as { 'Fn::Join'?: [string, unknown[]] })['Fn::Join'];
@@ -557,8 +686,9 @@ describe('permissions', () => {
         's3:PutObject upload-bucket/uploads/*',
         's3:PutObjectTagging upload-bucket/uploads/*',
         's3:DeleteObject upload-bucket/uploads/*',
-        's3:GetObject variants-bucket/*',
+        // CloudFront signs variant URLs: the API reads its private key, and never GETs variants.
         's3:DeleteObject variants-bucket/*',
+        `secretsmanager:GetSecretValue ${SECRET_ARN}`,
         'logs:CreateLogStream api-logs',
         'logs:PutLogEvents api-logs',
       ].sort(),
@@ -817,6 +947,8 @@ describe('alarms and outputs', () => {
       [
         'AlarmTopicArn',
         'ApiUrl',
+        'DistributionId',
+        'VariantsCdnUrl',
         'DlqUrl',
         'QueueUrl',
         'ReconcilerFunctionName',
@@ -861,6 +993,9 @@ describe('cdk-nag', () => {
     expect(acknowledged.map((a) => a.id).sort()).toEqual(
       [
         'AwsSolutions-APIG4',
+        'AwsSolutions-CFR1',
+        'AwsSolutions-CFR2',
+        'AwsSolutions-CFR4',
         'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
         `AwsSolutions-IAM5[Resource::<${logicalId(stack.storage.uploadBucket)}.Arn>/uploads/*]`,
         `AwsSolutions-IAM5[Resource::<${logicalId(stack.storage.uploadBucket)}.Arn>/uploads/*]`,

@@ -298,4 +298,31 @@ describe('synth without JWT context', () => {
     );
     expect(warnings).toHaveLength(1);
   });
+
+  it('without a CloudFront key, has no distribution, presigns S3 GETs (the API may GetObject), and says why that is weaker', () => {
+    const template = Template.fromStack(stack);
+    template.resourceCountIs('AWS::CloudFront::Distribution', 0);
+    const warnings = Annotations.fromStack(stack).findWarning(
+      '*',
+      Match.stringLikeRegexp('no CloudFront signing key'),
+    );
+    expect(warnings).toHaveLength(1);
+    const apiRole = stack.getLogicalId(stack.api.function.role.node.defaultChild as CfnElement);
+    const apiStatements = Object.values(template.findResources('AWS::IAM::Policy'))
+      .filter((p) => JSON.stringify(p.Properties.Roles) === JSON.stringify([{ Ref: apiRole }]))
+      .flatMap(
+        (p) => p.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[],
+      );
+    const variants = stack.getLogicalId(stack.storage.variantsBucket.node.defaultChild as CfnElement);
+    const onVariants = apiStatements.filter(
+      (st) =>
+        JSON.stringify(st.Resource) ===
+        JSON.stringify({ 'Fn::Join': ['', [{ 'Fn::GetAtt': [variants, 'Arn'] }, '/*']] }),
+    );
+    expect(onVariants.flatMap((st) => [st.Action].flat()).sort()).toEqual([
+      's3:DeleteObject',
+      's3:GetObject',
+    ]);
+    expect(JSON.stringify(apiStatements)).not.toContain('secretsmanager');
+  });
 });
