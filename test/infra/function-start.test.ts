@@ -253,7 +253,7 @@ afterAll(async () => {
 });
 
 /** Starts a fresh Node.js process in the function's folder, imports its handler and invokes it once. */
-async function invoke(name: string, event: unknown): Promise<Invocation> {
+async function invoke(name: string, event: unknown, without: readonly string[] = []): Promise<Invocation> {
   const fn = deployed.get(name);
   if (!fn) throw new Error(`no function ${name}`);
   const id = randomUUID();
@@ -265,7 +265,7 @@ async function invoke(name: string, event: unknown): Promise<Invocation> {
   const handlerUrl = pathToFileURL(join(fn.dir, 'index.mjs')).href;
   const child = spawn(NODE, [runner, handlerUrl, eventFile, resultFile, String(fn.timeoutMs)], {
     cwd: fn.dir,
-    env: fn.environment,
+    env: Object.fromEntries(Object.entries(fn.environment).filter(([key]) => !without.includes(key))),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -358,6 +358,50 @@ describe('every Lambda asset starts as deployed (Node.js 24, an empty folder, th
     const { result } = await invoke('api', apiEvent('GET', '/v1/health', '/v1/health'));
     expect(result).toMatchObject({ statusCode: 200 });
     expect(JSON.parse((result as ApiResult).body ?? '')).toEqual({ status: 'ok' });
+  });
+
+  it('api: signs upload URLs as S3 accepts them when no S3 endpoint is set (as deployed)', async () => {
+    // S3_ENDPOINT unset: the client and signer are those of the deployment (signing needs no network).
+    const sha256 = 'a'.repeat(64);
+    const created = (
+      await invoke(
+        'api',
+        apiEvent('POST', '/v1/uploads', '/v1/uploads', {
+          owner: 'start-test-signing',
+          body: {
+            files: [
+              { name: 'with-checksum.jpg', type: 'image/jpeg', size: 1234, sha256 },
+              { name: 'without.jpg', type: 'image/jpeg', size: 1234 },
+            ],
+          },
+        }),
+        ['S3_ENDPOINT'],
+      )
+    ).result as ApiResult;
+    expect(created.statusCode).toBe(201);
+    const items = (
+      JSON.parse(created.body ?? '') as {
+        items: { upload: { url: string; headers: Record<string, string> } }[];
+      }
+    ).items;
+    for (const [i, item] of items.entries()) {
+      const url = new URL(item.upload.url);
+      expect(url.hostname).toMatch(/\.amazonaws\.com$/);
+      const query = [...url.searchParams.keys()].map((k) => k.toLowerCase());
+      // The SDK's default would sign the CRC32 of an empty body here, and S3 would refuse every upload.
+      expect(query).not.toContain('x-amz-checksum-crc32');
+      expect(query).not.toContain('x-amz-sdk-checksum-algorithm');
+      const signed = (url.searchParams.get('X-Amz-SignedHeaders') ?? '').split(';');
+      if (i === 0) {
+        expect(signed).toContain('x-amz-checksum-sha256');
+        expect(item.upload.headers['x-amz-checksum-sha256']).toBe(
+          Buffer.from(sha256, 'hex').toString('base64'),
+        );
+      } else {
+        expect(signed.filter((h) => h.startsWith('x-amz-checksum'))).toEqual([]);
+        expect(Object.keys(item.upload.headers).filter((h) => h.startsWith('x-amz-checksum'))).toEqual([]);
+      }
+    }
   });
 
   it('optimizer: turns one real SQS event for a corpus photo into variants (the API creates and reports it)', async () => {
