@@ -221,9 +221,9 @@ describe('storage', () => {
         Projection: { ProjectionType: index.projection ?? 'ALL' },
       })),
     );
-    // The index that finds an image by id must return whole items.
+    // The index that finds an image by id holds keys only, so that no status move rewrites it.
     expect(table.Properties.GlobalSecondaryIndexes).toContainEqual(
-      expect.objectContaining({ IndexName: 'byImage', Projection: { ProjectionType: 'ALL' } }),
+      expect.objectContaining({ IndexName: 'byImage', Projection: { ProjectionType: 'KEYS_ONLY' } }),
     );
     // The reconciler's sparse index of unfinished images, by shard and age.
     expect(table.Properties.GlobalSecondaryIndexes).toContainEqual({
