@@ -33,7 +33,11 @@ export type Outcome =
  */
 export interface StatusMoves {
   /** `pending` -> `uploaded` -> `processing`; entering `processing` again (a retry) counts an attempt. */
-  advance(image: ImageRef, to: 'uploaded' | 'processing'): Promise<TransitionResult>;
+  advance(
+    image: ImageRef,
+    to: 'uploaded' | 'processing',
+    facts?: { landedAt?: string | undefined },
+  ): Promise<TransitionResult>;
   /** The one place an image reaches a final state (see `settle` below). */
   settle(image: ImageRef, outcome: Outcome): Promise<TransitionResult>;
   /** A fresh upload URL for an image still waiting for its bytes (`pending`, or settled `expired`). */
@@ -76,9 +80,15 @@ export class DynamoStatusMoves implements StatusMoves {
     this.#retentionSeconds = options.retentionSeconds;
   }
 
-  advance(image: ImageRef, to: 'uploaded' | 'processing'): Promise<TransitionResult> {
+  advance(
+    image: ImageRef,
+    to: 'uploaded' | 'processing',
+    facts: { landedAt?: string | undefined } = {},
+  ): Promise<TransitionResult> {
     return this.#move(image, (item) => {
       const now = this.#table.now().toISOString();
+      // When the bytes landed: S3's own time when the event says, else when the pipeline heard of it.
+      const landedAt = item.landedAt ?? facts.landedAt ?? now;
       if (to === 'processing' && item.status === 'processing') {
         // A retry after a crash or a transient error starts here; it changes no count.
         return { to, set: { updatedAt: now, startedAt: now }, add: { attempts: 1 }, settledDelta: 0 };
@@ -88,8 +98,8 @@ export class DynamoStatusMoves implements StatusMoves {
         to,
         set:
           to === 'uploaded'
-            ? { status: to, updatedAt: now, landedAt: now }
-            : { status: to, updatedAt: now, startedAt: now },
+            ? { status: to, updatedAt: now, landedAt }
+            : { status: to, updatedAt: now, landedAt, startedAt: now },
         ...(to === 'processing' ? { add: { attempts: 1 } } : {}),
         settledDelta: 0,
       };
