@@ -320,7 +320,7 @@ export class DynamoStatusMoves implements StatusMoves {
     if (move.settledDelta !== 0) bump('settled', move.settledDelta);
     if (options.totalDelta !== 0) bump('total', options.totalDelta);
     if (options.completing) bump('completions', 1);
-    const values: Record<string, unknown> = { ':total': batch.total };
+    const values: Record<string, unknown> = {};
     const add = [...adds]
       .filter(([, by]) => by !== 0)
       .map(([attribute, by], i) => {
@@ -335,13 +335,15 @@ export class DynamoStatusMoves implements StatusMoves {
       values[':completedAt'] = this.#table.now().toISOString();
       set.push('completedAt = :completedAt');
     }
-    let condition = 'attribute_exists(pk) AND #total = :total';
+    // Counts move by ADD, which commutes: only whether this move completes the batch depends on what
+    // was read, so only a move toward completion (or a DELETE) is conditioned on it.
+    let condition = 'attribute_exists(pk)';
     if (options.exact) {
-      values[':settled'] = batch.settled;
-      condition += ' AND settled = :settled';
+      Object.assign(values, { ':settled': batch.settled, ':total': batch.total });
+      condition += ' AND settled = :settled AND #total = :total';
     } else if (move.settledDelta > 0) {
-      values[':lastButOne'] = batch.total - 1;
-      condition += ' AND settled < :lastButOne';
+      Object.assign(values, { ':lastButOne': batch.total - 1, ':total': batch.total });
+      condition += ' AND settled < :lastButOne AND #total = :total';
     }
     return {
       Update: {
@@ -355,7 +357,9 @@ export class DynamoStatusMoves implements StatusMoves {
           .filter(Boolean)
           .join(' '),
         ConditionExpression: condition,
-        ExpressionAttributeNames: { '#total': 'total' },
+        ...(condition.includes('#total') || add.some((a) => a.startsWith('#total'))
+          ? { ExpressionAttributeNames: { '#total': 'total' } }
+          : {}),
         ExpressionAttributeValues: values,
       },
     };
