@@ -2,6 +2,8 @@ import { Annotations, CfnOutput, Stack, type StackProps, Tags, Validations } fro
 import type { Construct } from 'constructs';
 import { ImageOptimizer } from './constructs/image-optimizer.ts';
 import { PipelineAlarms } from './constructs/pipeline-alarms.ts';
+import { PipelineDashboard } from './constructs/pipeline-dashboard.ts';
+import { Push } from './constructs/push.ts';
 import { Reconciler } from './constructs/reconciler.ts';
 import { Storage } from './constructs/storage.ts';
 import { UploadApi } from './constructs/upload-api.ts';
@@ -26,6 +28,8 @@ export class ImagePipelineStack extends Stack {
   readonly api: UploadApi;
   readonly reconciler: Reconciler;
   readonly alarms: PipelineAlarms;
+  readonly push: Push;
+  readonly dashboard: PipelineDashboard;
   /** CloudFront in front of the variants, when the stage has a signing key. */
   readonly delivery: VariantDelivery | undefined;
 
@@ -87,6 +91,7 @@ export class ImagePipelineStack extends Stack {
       queue: this.optimizer.queue,
       deadLetterQueue: this.optimizer.deadLetterQueue,
     });
+    this.push = new Push(this, 'push', { settings, storage: this.storage });
     this.alarms = new PipelineAlarms(this, 'alarms', {
       optimizer: this.optimizer,
       api: this.api,
@@ -94,6 +99,37 @@ export class ImagePipelineStack extends Stack {
       table: this.storage.table,
       tableIndexes: this.storage.indexNames,
       alarmEmail: settings.alarmEmail,
+    });
+    this.alarms.watchFunction('relay', this.push.relay, {
+      impact:
+        'The outbox relay failed: events, webhooks and metrics are delayed (the stream retries the batch).',
+    });
+    this.alarms.watchFunction('notifier', this.push.notifier, {
+      impact: 'Notifier invocations failed as a whole: webhooks are delayed (their messages are retried).',
+    });
+    this.alarms.watchDeadLetterQueue('webhook-dead-letters', this.push.webhookDeadLetterQueue, {
+      impact:
+        'A webhook was not delivered after its last attempt (over 24 hours of retries): a receiver is down or refusing.',
+    });
+    this.alarms.watchDeadLetterQueue('relay-dead-letters', this.push.relayDeadLetterQueue, {
+      impact:
+        'The relay gave up on a stream batch: those events stay in the outbox table (O# rows) until handed on by hand.',
+    });
+    this.dashboard = new PipelineDashboard(this, 'dashboard', {
+      api: this.api,
+      functions: {
+        api: this.api.function,
+        optimizer: this.optimizer.function,
+        reconciler: this.reconciler.function,
+        relay: this.push.relay,
+        notifier: this.push.notifier,
+      },
+      queues: { work: this.optimizer.queue, webhooks: this.push.webhookQueue },
+      deadLetterQueues: {
+        work: this.optimizer.deadLetterQueue,
+        webhooks: this.push.webhookDeadLetterQueue,
+        relay: this.push.relayDeadLetterQueue,
+      },
     });
 
     new CfnOutput(this, 'ApiUrl', { value: this.api.url, description: 'Base URL of the HTTP API' });
@@ -112,6 +148,19 @@ export class ImagePipelineStack extends Stack {
     new CfnOutput(this, 'AlarmTopicArn', {
       value: this.alarms.topic.topicArn,
       description: 'Every alarm notifies this topic (alarm and OK); subscribe on-call here',
+    });
+    new CfnOutput(this, 'DashboardUrl', {
+      value: this.dashboard.url,
+      description:
+        'CloudWatch dashboard of the pipeline (uploads, outcomes, latency, queues, functions, API)',
+    });
+    new CfnOutput(this, 'EventBusName', {
+      value: this.push.bus.eventBusName,
+      description: 'EventBridge bus with Image Ready, Image Failed and Batch Completed (source photo-intake)',
+    });
+    new CfnOutput(this, 'WebhookSecretArn', {
+      value: this.push.secret.secretArn,
+      description: 'Webhook signing secret: receivers verify with "whsec_" + its value',
     });
     new CfnOutput(this, 'ReconcilerFunctionName', {
       value: this.reconciler.function.fn.functionName,

@@ -5,6 +5,10 @@ import { startLocalStack } from './stack.ts';
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const settings = readLocalSettings();
 const stack = await startLocalStack(settings, log);
+process.stdout.write(
+  `webhooks: signed with ${stack.webhookSecret} (verify with any Standard Webhooks library)\n`,
+);
+process.stdout.write(`metrics: ${stack.apiUrl}/metrics (Prometheus text)\n`);
 process.stdout.write(`storage: s3 endpoint ${stack.s3Endpoint} (access key S3RVER, secret S3RVER)\n`);
 // The contract's ready line: tools wait for it and read the URL from it.
 process.stdout.write(`ready: photo-intake local stack at ${stack.apiUrl} (data in ${settings.dataDir})\n`);

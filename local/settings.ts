@@ -47,6 +47,23 @@ const LocalEnvSchema = z.object({
   /** How often the reconciler runs (the deployed stack runs it every few minutes). */
   RECONCILE_INTERVAL_SECONDS: z.coerce.number().min(1).default(30),
   LOG_LEVEL: z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR', 'SILENT']).default('WARN'),
+  /** Webhooks' signing secret (`whsec_<base64>`); by default one is made once and kept in DATA_DIR. */
+  WEBHOOK_SECRET: z
+    .string()
+    .regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, 'must be whsec_ followed by base64')
+    .optional(),
+  /**
+   * Seconds to wait after each failed webhook attempt. Locally the first two retries leave within
+   * a minute (5 s, then 15 s); tests shorten it further.
+   */
+  WEBHOOK_RETRY_DELAYS_SECONDS: z
+    .string()
+    .regex(/^\s*\d+(\s*,\s*\d+)*\s*$/, 'must be comma-separated whole seconds')
+    .default('5,15,60,300,1800,7200,18000,36000'),
+  /** How long one webhook attempt may take. */
+  WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(5000),
+  /** Whether webhooks may go to `http` and private or loopback addresses (true: receivers on this machine). */
+  CALLBACK_ALLOW_PRIVATE: z.enum(['true', 'false']).default('true'),
 });
 
 export interface LocalSettings {
@@ -61,6 +78,12 @@ export interface LocalSettings {
   processingTimeoutMs: number;
   logLevel: string;
   reconcileIntervalMs: number;
+  webhooks: {
+    secret: string | undefined;
+    retryDelaysSeconds: number[];
+    timeoutMs: number;
+    allowPrivate: boolean;
+  };
 }
 
 export function readLocalSettings(env: Record<string, string | undefined> = process.env): LocalSettings {
@@ -83,5 +106,11 @@ export function readLocalSettings(env: Record<string, string | undefined> = proc
     processingTimeoutMs: e.PROCESSING_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
     reconcileIntervalMs: e.RECONCILE_INTERVAL_SECONDS * 1000,
+    webhooks: {
+      secret: e.WEBHOOK_SECRET,
+      retryDelaysSeconds: e.WEBHOOK_RETRY_DELAYS_SECONDS.split(',').map((t) => Number(t.trim())),
+      timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+      allowPrivate: e.CALLBACK_ALLOW_PRIVATE === 'true',
+    },
   };
 }

@@ -2,11 +2,14 @@ import { mkdir } from 'node:fs/promises';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { createAdapters } from '../functions/shared/adapters.ts';
 import { getConfig } from '../functions/shared/config.ts';
+import { observeEvents } from '../functions/shared/fate/observe.ts';
+import { fanOut, webhookQueueSink } from '../functions/shared/push/sinks.ts';
 import { startEmulators } from './emulators/index.ts';
 import { fileEventSink, startOutboxRelay } from './glue/events.ts';
 import { startGateway } from './glue/gateway.ts';
 import { notificationBridge } from './glue/notifications.ts';
 import { startPoller } from './glue/poller.ts';
+import { localWebhookSecret } from './glue/webhook-secret.ts';
 import type { LocalSettings } from './settings.ts';
 
 export interface LocalStack {
@@ -16,6 +19,11 @@ export interface LocalStack {
   sqsEndpoint: string;
   queueUrl: string;
   dlqUrl: string;
+  /** The webhook queue the notifier reads, and its dead-letter queue. */
+  webhookQueueUrl: string;
+  webhookDlqUrl: string;
+  /** The secret webhooks are signed with (`whsec_...`). */
+  webhookSecret: string;
   /** The events port: every recorded event, once, as it is handed on. */
   events: Awaited<ReturnType<typeof fileEventSink>>;
   /** Stops taking requests and messages, finishes work in flight, and closes the servers. */
@@ -28,6 +36,8 @@ const NAMES = {
   table: 'photo-intake',
   queue: 'photo-intake-work',
   dlq: 'photo-intake-work-dlq',
+  webhookQueue: 'photo-intake-webhooks',
+  webhookDlq: 'photo-intake-webhooks-dlq',
   uploadPrefix: 'uploads/',
 } as const;
 
@@ -53,6 +63,8 @@ export async function startLocalStack(
   options: LocalStackOptions = {},
 ): Promise<LocalStack> {
   await mkdir(settings.dataDir, { recursive: true });
+  const { webhooks } = settings;
+  const webhookSecret = await localWebhookSecret(settings.dataDir, webhooks.secret);
   const emulators = await startEmulators({
     dataDir: settings.dataDir,
     buckets: { upload: NAMES.uploadBucket, variants: NAMES.variantsBucket },
@@ -61,10 +73,22 @@ export async function startLocalStack(
     dlqName: NAMES.dlq,
     visibilityTimeoutSeconds: settings.visibilityTimeoutSeconds,
     maxReceiveCount: settings.maxReceiveCount,
+    extraQueues: [
+      {
+        name: NAMES.webhookQueue,
+        dlqName: NAMES.webhookDlq,
+        // A crashed attempt is retried after this; it must outlast one attempt.
+        visibilityTimeoutSeconds: Math.max(10, Math.ceil((webhooks.timeoutMs * 3) / 1000)),
+        // One receive per attempt: the first, then one per retry delay.
+        maxReceiveCount: webhooks.retryDelaysSeconds.length + 1,
+      },
+    ],
     s3Port: settings.s3Port,
     corsAllowedOrigins: settings.corsAllowedOrigins,
   });
 
+  const webhookQueue = emulators.extraQueues[NAMES.webhookQueue];
+  if (!webhookQueue) throw new Error('the webhook queue was not created');
   const region = 'us-east-1';
   const wrap = options.wrapEndpoint ?? ((_service: string, endpoint: string) => Promise.resolve(endpoint));
   const handlerEndpoints = {
@@ -91,13 +115,21 @@ export async function startLocalStack(
     SQS_ENDPOINT: handlerEndpoints.sqs,
     MAX_RECEIVE_COUNT: String(settings.maxReceiveCount),
     PROCESSING_TIMEOUT_MS: String(settings.processingTimeoutMs),
+    METRICS_EXPORTER: 'prometheus',
+    CALLBACK_ALLOW_PRIVATE: String(webhooks.allowPrivate),
+    WEBHOOK_QUEUE_URL: webhookQueue.queueUrl,
+    WEBHOOK_SECRET: webhookSecret,
+    WEBHOOK_TIMEOUT_MS: String(webhooks.timeoutMs),
+    WEBHOOK_RETRY_DELAYS_SECONDS: webhooks.retryDelaysSeconds.join(','),
     POWERTOOLS_LOG_LEVEL: settings.logLevel,
     POWERTOOLS_DEV: 'true',
   });
-  const [api, optimizer, reconciler] = await Promise.all([
+  const [api, optimizer, reconciler, notifier, observability] = await Promise.all([
     import('../functions/api/handler.ts'),
     import('../functions/optimizer/handler.ts'),
     import('../functions/reconciler/handler.ts'),
+    import('../functions/notifier/handler.ts'),
+    import('../functions/shared/observability.ts'),
   ]);
 
   const onError = (where: string) => (error: unknown) =>
@@ -125,9 +157,32 @@ export async function startLocalStack(
     onError('reconciler'),
   );
 
-  // The events port: what the deployed outbox stream hands to EventBridge and webhooks.
+  // The events port: what the deployed outbox stream hands to EventBridge and webhooks. Webhooks are
+  // queued first (a failure there leaves the rows for the next run); the file sink hands each event
+  // once to the metrics and the finished-image log, as the deployed relay does.
   const events = await fileEventSink(settings.dataDir);
-  const relay = startOutboxRelay(createAdapters(getConfig()).table, events, 250, onError('events'));
+  const { logger, metrics } = observability.observability('relay');
+  const observe = observeEvents(metrics, logger);
+  events.subscribe((fresh) => observe.publish(fresh));
+  const relay = startOutboxRelay(
+    createAdapters(getConfig()).table,
+    fanOut(webhookQueueSink(sqs, webhookQueue.queueUrl), events),
+    250,
+    onError('events'),
+  );
+  // Plays the notifier's SQS event source: webhooks are delivered beside the optimizer, never in its way.
+  const notifying = startPoller({
+    functionName: 'notifier',
+    sqs,
+    queueUrl: webhookQueue.queueUrl,
+    queueArn: webhookQueue.queueArn,
+    region,
+    handler: notifier.handler,
+    concurrency: 2,
+    batchSize: 10,
+    functionTimeoutMs: webhooks.timeoutMs * 2,
+    onError: onError('notifier'),
+  });
 
   const poller = startPoller({
     sqs,
@@ -146,6 +201,12 @@ export async function startLocalStack(
     port: settings.port,
     corsAllowedOrigins: settings.corsAllowedOrigins,
     handler: api.handler,
+    metrics: async () => {
+      const registry = observability.prometheusRegistry();
+      return registry
+        ? { contentType: registry.contentType, body: await registry.metrics() }
+        : { contentType: 'text/plain', body: '' };
+    },
     onError: onError('api'),
   });
 
@@ -156,6 +217,9 @@ export async function startLocalStack(
     sqsEndpoint: emulators.sqsEndpoint,
     queueUrl: emulators.queueUrl,
     dlqUrl: emulators.dlqUrl,
+    webhookQueueUrl: webhookQueue.queueUrl,
+    webhookDlqUrl: webhookQueue.dlqUrl,
+    webhookSecret,
     events,
     async stop() {
       await gateway.stop();
@@ -163,6 +227,7 @@ export async function startLocalStack(
       await reconciling.stop();
       await poller.stop();
       await relay.stop();
+      await notifying.stop();
       sqs.destroy();
       await emulators.stop();
     },

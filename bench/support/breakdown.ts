@@ -121,6 +121,8 @@ export async function apiBreakdown(iterations: number): Promise<BreakdownRow[]> 
         uploadUrlTtlSeconds: 900,
         maxOpenUploads: 1_000_000,
       },
+      callbacks: { check: async () => {} },
+      metrics: { filesRequested: () => {} },
     };
     const rows: BreakdownRow[] = [];
     const collect = (operation: string) => {

@@ -1,11 +1,13 @@
-import { Logger } from '@aws-lambda-powertools/logger';
 import { createAdapters } from '../shared/adapters.ts';
 import { getConfig } from '../shared/config.ts';
+import { observability } from '../shared/observability.ts';
+import { CallbackPolicy } from '../shared/push/callback-url.ts';
 import { type ApiDeps, type ApiEvent, handleApiRequest } from './router.ts';
 
 // Built once per process: configuration, SDK clients and adapters.
 const config = getConfig();
 const { records, moves, sharedFiles, quotas, objects, signer } = createAdapters(config);
+const { logger, metrics, instrument } = observability('api');
 const deps: ApiDeps = {
   uploads: {
     batches: records,
@@ -15,6 +17,8 @@ const deps: ApiDeps = {
     uploadBucket: config.uploadBucket,
     uploadPrefix: config.uploadPrefix,
     limits: config.limits,
+    callbacks: new CallbackPolicy({ allowPrivate: config.push.allowPrivateCallbacks }),
+    metrics,
   },
   status: {
     batches: records,
@@ -42,7 +46,7 @@ const deps: ApiDeps = {
   },
   quotas,
   requestsPerMinute: config.limits.requestsPerMinute,
-  logger: new Logger({ serviceName: 'photo-intake-api' }),
+  logger,
 };
 
-export const handler = (event: ApiEvent) => handleApiRequest(deps, event);
+export const handler = instrument((event: ApiEvent) => handleApiRequest(deps, event));

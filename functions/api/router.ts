@@ -3,6 +3,7 @@ import type {
   APIGatewayProxyStructuredResultV2 as ApiResult,
 } from 'aws-lambda';
 import type { Limits } from '../../contract/index.ts';
+import { CallbackUrlError } from '../shared/push/callback-url.ts';
 import { RecordsWriteError } from '../shared/records/errors.ts';
 import type { Quotas } from '../shared/records/ports.ts';
 import { ApiError } from './errors.ts';
@@ -136,6 +137,10 @@ function errorResult(deps: ApiDeps, error: unknown): ApiResult {
       ...(error.details ? { details: error.details } : {}),
     };
     return json(error.status, { error: body }, headers);
+  }
+  if (error instanceof CallbackUrlError) {
+    const details = [{ path: 'callbackUrl', message: error.message }];
+    return errorResult(deps, new ApiError('InvalidRequest', error.message, { details }));
   }
   if (error instanceof RecordsWriteError) {
     deps.logger.error('Records could not be written', error);

@@ -1,7 +1,7 @@
-import { Logger } from '@aws-lambda-powertools/logger';
 import type { Context, SQSEvent } from 'aws-lambda';
 import { createAdapters } from '../shared/adapters.ts';
 import { getConfig } from '../shared/config.ts';
+import { observability } from '../shared/observability.ts';
 import { configureSharp } from './image/configure.ts';
 import { processMessages, type QueueDeps } from './process-messages.ts';
 
@@ -10,6 +10,7 @@ import { processMessages, type QueueDeps } from './process-messages.ts';
 const config = getConfig();
 configureSharp();
 const { moves, sharedFiles, objects } = createAdapters(config);
+const { logger, instrument } = observability('optimizer');
 const deps: QueueDeps = {
   moves,
   sharedFiles,
@@ -20,7 +21,9 @@ const deps: QueueDeps = {
   limits: config.processing,
   maxBytes: config.limits.maxBytes,
   maxReceiveCount: config.processing.maxReceiveCount,
-  logger: new Logger({ serviceName: 'photo-intake-optimizer' }),
+  logger,
 };
 
-export const handler = (event: SQSEvent, context: Context) => processMessages(deps, event, context);
+export const handler = instrument((event: SQSEvent, context: Context) =>
+  processMessages(deps, event, context),
+);

@@ -1,7 +1,7 @@
-import { Logger } from '@aws-lambda-powertools/logger';
 import { z } from 'zod';
 import { createAdapters } from '../shared/adapters.ts';
 import { ConfigError, getConfig } from '../shared/config.ts';
+import { observability } from '../shared/observability.ts';
 import { type ReconcileDeps, type ReconcileReport, reconcile } from './reconcile.ts';
 import { SqsWorkQueue } from './sqs-work-queue.ts';
 
@@ -9,6 +9,7 @@ import { SqsWorkQueue } from './sqs-work-queue.ts';
 const config = getConfig();
 if (!config.queueUrl || !config.dlqUrl) throw new ConfigError('The reconciler needs QUEUE_URL and DLQ_URL.');
 const { clients, records, moves, objects } = createAdapters(config);
+const { logger, instrument } = observability('reconciler');
 const deps: ReconcileDeps = {
   records,
   moves,
@@ -16,7 +17,7 @@ const deps: ReconcileDeps = {
   queue: new SqsWorkQueue(clients.sqs, { queueUrl: config.queueUrl, dlqUrl: config.dlqUrl }),
   uploadBucket: config.uploadBucket,
   uploadPrefix: config.uploadPrefix,
-  logger: new Logger({ serviceName: 'photo-intake-reconciler' }),
+  logger,
 };
 
 /** A schedule may override the thresholds (the local stack does, when it starts). */
@@ -28,7 +29,7 @@ const InputSchema = z
   .partial();
 
 /** Runs on a schedule (EventBridge); the event's `detail`, if any, may carry threshold overrides. */
-export const handler = async (event: { detail?: unknown } = {}): Promise<ReconcileReport> => {
+export const handler = instrument(async (event: { detail?: unknown } = {}): Promise<ReconcileReport> => {
   const input = InputSchema.parse(event.detail ?? {});
   const { recovery } = config;
   return reconcile(deps, {
@@ -37,4 +38,4 @@ export const handler = async (event: { detail?: unknown } = {}): Promise<Reconci
     maxAttempts: recovery.maxAttempts,
     maxDeadLetters: 500,
   });
-};
+});

@@ -25,6 +25,29 @@ const csv = z
 
 const optionalUrl = z.url().optional();
 
+const flag = z
+  .enum(['true', 'false'])
+  .default('false')
+  .transform((value) => value === 'true');
+
+/**
+ * Webhook retry delays, in seconds after each failed attempt: Standard Webhooks' suggested schedule
+ * (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h), so the last of the 8 attempts leaves 27 h 35 min after
+ * the first. Each delay must fit one SQS visibility change (at most 12 h).
+ */
+export const DEFAULT_WEBHOOK_RETRY_DELAYS_SECONDS = [5, 300, 1800, 7200, 18_000, 36_000, 36_000] as const;
+
+const retryDelays = z
+  .string()
+  .transform((s) =>
+    s
+      .split(',')
+      .map((t) => t.trim())
+      .filter(Boolean)
+      .map(Number),
+  )
+  .pipe(z.array(z.number().int().min(0).max(43_200)).min(1).max(50));
+
 /**
  * Every setting the functions and the local stack read, with its default. This module is the only
  * place that reads `process.env`; everything else receives a validated `Config`.
@@ -87,6 +110,22 @@ const EnvSchema = z.object({
   VARIANTS_CDN_URL: z.url({ protocol: /^https$/ }).optional(),
   CLOUDFRONT_KEY_PAIR_ID: z.string().min(1).optional(),
   CLOUDFRONT_PRIVATE_KEY_SECRET_ARN: z.string().min(1).optional(),
+  /** `emf` (CloudWatch, through the function's log) or `prometheus` (the local stack's `GET /metrics`). */
+  METRICS_EXPORTER: z.enum(['emf', 'prometheus']).default('emf'),
+  /** Webhooks: `true` also allows `http` and private, loopback or link-local targets (the local stack). */
+  CALLBACK_ALLOW_PRIVATE: flag,
+  /** Webhooks: the queue the notifier reads (unset: batches' webhooks are not sent). */
+  WEBHOOK_QUEUE_URL: optionalUrl,
+  /** Webhooks: the signing secret itself (`whsec_...`; the local stack) ... */
+  WEBHOOK_SECRET: z.string().min(1).optional(),
+  /** ... or the Secrets Manager secret that holds it (deployed). */
+  WEBHOOK_SECRET_ARN: z.string().min(1).optional(),
+  /** Webhooks: how long one attempt may take, connection to the end of the answer. */
+  WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(5000),
+  /** Webhooks: seconds to wait after each failed attempt (comma-separated); attempts = delays + 1. */
+  WEBHOOK_RETRY_DELAYS_SECONDS: retryDelays.default([...DEFAULT_WEBHOOK_RETRY_DELAYS_SECONDS]),
+  /** EventBridge: the bus that receives `Image Ready`, `Image Failed` and `Batch Completed`. */
+  EVENT_BUS_NAME: z.string().min(1).optional(),
   /** Endpoints of S3-, DynamoDB- and SQS-compatible servers (the local stack); unset on AWS. */
   S3_ENDPOINT: optionalUrl,
   DYNAMODB_ENDPOINT: optionalUrl,
@@ -130,6 +169,16 @@ export interface Config {
   endpoints: { s3: string | undefined; dynamodb: string | undefined; sqs: string | undefined };
   /** Set when CloudFront serves and signs variant URLs. */
   cdn: { url: string; keyPairId: string; privateKeySecretArn: string } | undefined;
+  metricsExporter: 'emf' | 'prometheus';
+  push: {
+    allowPrivateCallbacks: boolean;
+    webhookQueueUrl: string | undefined;
+    webhookSecret: string | undefined;
+    webhookSecretArn: string | undefined;
+    webhookTimeoutMs: number;
+    retryDelaysSeconds: readonly number[];
+    eventBusName: string | undefined;
+  };
 }
 
 /** Parses and validates an environment; throws a `ConfigError` that names every bad setting. */
@@ -188,6 +237,16 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
             privateKeySecretArn: cdn.CLOUDFRONT_PRIVATE_KEY_SECRET_ARN,
           }
         : undefined,
+    metricsExporter: e.METRICS_EXPORTER,
+    push: {
+      allowPrivateCallbacks: e.CALLBACK_ALLOW_PRIVATE,
+      webhookQueueUrl: e.WEBHOOK_QUEUE_URL,
+      webhookSecret: e.WEBHOOK_SECRET,
+      webhookSecretArn: e.WEBHOOK_SECRET_ARN,
+      webhookTimeoutMs: e.WEBHOOK_TIMEOUT_MS,
+      retryDelaysSeconds: e.WEBHOOK_RETRY_DELAYS_SECONDS,
+      eventBusName: e.EVENT_BUS_NAME,
+    },
   };
 }
 

@@ -79,6 +79,11 @@ export function reconcilerEnvironment(
   };
 }
 
+/** The relay and the notifier: where the records are (the configuration requires it), nothing else shared. */
+export function pushEnvironment(resources: SharedResources, service: string): FunctionEnvironment {
+  return baseEnvironment(resources, service);
+}
+
 /** Drops unset variables: Lambda's environment is a plain string map. */
 export function toLambdaEnvironment(env: FunctionEnvironment): Record<string, string> {
   return Object.fromEntries(

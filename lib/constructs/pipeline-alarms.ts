@@ -97,6 +97,7 @@ export class PipelineAlarms extends Construct {
     });
     this.watchDeadLetterQueue('dead-letters', optimizer.deadLetterQueue, {
       impact: 'Upload notifications reached the dead-letter queue: images are stuck before ready/failed.',
+      readBy: 'the reconciler',
     });
 
     this.#add('queue-backlog', {
@@ -179,12 +180,13 @@ export class PipelineAlarms extends Construct {
   }
 
   /**
-   * Watches a dead-letter queue: any message in it, and a message left unread for an hour. SQS
+   * Watches a dead-letter queue: any message in it, and (when a function reads it, `readBy`) a
+   * message left unread for an hour. SQS
    * leaves a message received three times or more out of `ApproximateAgeOfOldestMessage`; the
    * reconciler receives every dead letter each run, so the age alarm says the reconciler is not
    * reading the queue (the count alarm stays in ALARM while letters remain).
    */
-  watchDeadLetterQueue(id: string, queue: sqs.IQueue, options: { impact: string }): void {
+  watchDeadLetterQueue(id: string, queue: sqs.IQueue, options: { impact: string; readBy?: string }): void {
     this.#add(id, {
       alarmDescription: options.impact,
       metric: queue.metricApproximateNumberOfMessagesVisible({
@@ -193,8 +195,10 @@ export class PipelineAlarms extends Construct {
       }),
       threshold: 1,
     });
+    // A queue only an operator reads has no reader to watch: its count alarm is the signal.
+    if (options.readBy === undefined) return;
     this.#add(`${id}-age`, {
-      alarmDescription: `A dead letter waited over ${DEAD_LETTER_AGE_THRESHOLD.toHours()} h unread: nothing is draining the dead-letter queue (is the reconciler running?). Letters are dropped after 14 days.`,
+      alarmDescription: `A dead letter waited over ${DEAD_LETTER_AGE_THRESHOLD.toHours()} h unread: nothing is draining the dead-letter queue (is ${options.readBy} running?). Letters are dropped after 14 days.`,
       metric: queue.metricApproximateAgeOfOldestMessage({
         period: Duration.minutes(5),
         statistic: cloudwatch.Stats.MAXIMUM,

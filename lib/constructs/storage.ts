@@ -157,6 +157,8 @@ export class Storage extends Construct {
       encryption: dynamodb.TableEncryption.AWS_MANAGED,
       deletionProtection: props.tableDeletionProtection,
       removalPolicy: RemovalPolicy.RETAIN,
+      // The outbox's delivery path: the relay reads inserted outbox rows from the stream.
+      stream: dynamodb.StreamViewType.NEW_IMAGE,
     });
     for (const index of TABLE_INDEXES) {
       this.table.addGlobalSecondaryIndex({

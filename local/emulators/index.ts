@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ensureTable, startDynamoServer } from './dynamodb.ts';
 import { type ObjectCreatedListener, startS3Server } from './s3.ts';
-import { startSqsServer } from './sqs.ts';
+import { type QueuePair, type QueuePairOptions, startSqsServer } from './sqs.ts';
 
 export type { ObjectCreatedListener } from './s3.ts';
 
@@ -16,6 +16,8 @@ export interface EmulatorsOptions {
   dlqName: string;
   visibilityTimeoutSeconds: number;
   maxReceiveCount: number;
+  /** More queues with their DLQs (the webhook queue). */
+  extraQueues?: QueuePairOptions[];
   /** Origins allowed to upload from a browser; any by default (the servers only listen on loopback). */
   corsAllowedOrigins?: readonly string[];
   /** The S3 server's port, kept across restarts so that presigned URLs stay valid; 0 (default) picks one. */
@@ -30,6 +32,7 @@ export interface Emulators {
   queueArn: string;
   dlqUrl: string;
   dlqArn: string;
+  extraQueues: Record<string, QueuePair>;
   onObjectCreated(listener: ObjectCreatedListener): void;
   /** Closes all three servers (each waits for its requests in flight). */
   stop(): Promise<void>;
@@ -62,6 +65,7 @@ export async function startEmulators(options: EmulatorsOptions): Promise<Emulato
       dlqName: options.dlqName,
       visibilityTimeoutSeconds: options.visibilityTimeoutSeconds,
       maxReceiveCount: options.maxReceiveCount,
+      ...(options.extraQueues ? { extraQueues: options.extraQueues } : {}),
     }),
   ]);
   const running = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
@@ -101,6 +105,7 @@ export async function startEmulators(options: EmulatorsOptions): Promise<Emulato
     queueArn: sqs.value.queueArn,
     dlqUrl: sqs.value.dlqUrl,
     dlqArn: sqs.value.dlqArn,
+    extraQueues: sqs.value.extraQueues,
     onObjectCreated: (listener) => s3.value.onObjectCreated(listener),
     stop: stopAll,
   };

@@ -22,6 +22,23 @@ export interface SqsServerOptions {
   visibilityTimeoutSeconds: number;
   /** Receives after which a message moves to the dead-letter queue. */
   maxReceiveCount: number;
+  /** More queues, each with its own DLQ (e.g. the webhook queue). */
+  extraQueues?: QueuePairOptions[];
+}
+
+/** A queue that redrives to its own dead-letter queue. */
+export interface QueuePairOptions {
+  name: string;
+  dlqName: string;
+  visibilityTimeoutSeconds: number;
+  maxReceiveCount: number;
+}
+
+export interface QueuePair {
+  queueUrl: string;
+  queueArn: string;
+  dlqUrl: string;
+  dlqArn: string;
 }
 
 export interface SqsServer {
@@ -32,6 +49,8 @@ export interface SqsServer {
   queueArn: string;
   dlqUrl: string;
   dlqArn: string;
+  /** The extra queues, by name. */
+  extraQueues: Record<string, QueuePair>;
   stop(): Promise<void>;
 }
 
@@ -46,45 +65,31 @@ export async function startSqsServer(options: SqsServerOptions): Promise<SqsServ
   );
   try {
     const endpoint = `http://127.0.0.1:${server.port}`;
+    const pairs: QueuePairOptions[] = [
+      {
+        name: options.queueName,
+        dlqName: options.dlqName,
+        visibilityTimeoutSeconds: options.visibilityTimeoutSeconds,
+        maxReceiveCount: options.maxReceiveCount,
+      },
+      ...(options.extraQueues ?? []),
+    ];
     // `setup` leaves a queue restored from the data directory (and its messages) alone, where
     // `createQueue` would replace it; the attributes are then set so that they follow the options.
-    server.setup({ queues: [{ name: options.dlqName }, { name: options.queueName }] });
+    server.setup({ queues: pairs.flatMap((pair) => [{ name: pair.dlqName }, { name: pair.name }]) });
     const sqs = new SQSClient({
       region: 'us-east-1',
       endpoint,
       credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
     });
     try {
-      const [queueUrl, dlqUrl] = await Promise.all(
-        [options.queueName, options.dlqName].map(async (QueueName) => {
-          const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName }));
-          if (!QueueUrl) throw new Error(`fauxqs returned no URL for queue ${QueueName}`);
-          return QueueUrl;
-        }),
+      const [work, ...extra] = await Promise.all(pairs.map((pair) => configurePair(sqs, pair)));
+      if (!work) throw new Error('fauxqs queue set-up incomplete');
+      const { queueUrl, queueArn, dlqUrl, dlqArn } = work;
+      const extraQueues = Object.fromEntries(
+        pairs.slice(1).map((pair, i) => [pair.name, extra[i] as QueuePair]),
       );
-      const [queueArn, dlqArn] = await Promise.all(
-        [queueUrl, dlqUrl].map(async (url) => {
-          const { Attributes } = await sqs.send(
-            new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['QueueArn'] }),
-          );
-          if (!Attributes?.QueueArn) throw new Error(`fauxqs returned no ARN for queue ${url}`);
-          return Attributes.QueueArn;
-        }),
-      );
-      if (!queueUrl || !dlqUrl || !queueArn || !dlqArn) throw new Error('fauxqs queue set-up incomplete');
-      await sqs.send(
-        new SetQueueAttributesCommand({
-          QueueUrl: queueUrl,
-          Attributes: {
-            VisibilityTimeout: String(options.visibilityTimeoutSeconds),
-            RedrivePolicy: JSON.stringify({
-              deadLetterTargetArn: dlqArn,
-              maxReceiveCount: options.maxReceiveCount,
-            }),
-          },
-        }),
-      );
-      return { endpoint, queueUrl, queueArn, dlqUrl, dlqArn, stop: () => server.stop() };
+      return { endpoint, queueUrl, queueArn, dlqUrl, dlqArn, extraQueues, stop: () => server.stop() };
     } finally {
       sqs.destroy();
     }
@@ -92,6 +97,37 @@ export async function startSqsServer(options: SqsServerOptions): Promise<SqsServ
     await server.stop();
     throw error;
   }
+}
+
+/** Finds a pair's URLs and ARNs and sets the queue's visibility timeout and redrive policy. */
+async function configurePair(sqs: SQSClient, pair: QueuePairOptions): Promise<QueuePair> {
+  const [queueUrl, dlqUrl] = await Promise.all(
+    [pair.name, pair.dlqName].map(async (QueueName) => {
+      const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName }));
+      if (!QueueUrl) throw new Error(`fauxqs returned no URL for queue ${QueueName}`);
+      return QueueUrl;
+    }),
+  );
+  const [queueArn, dlqArn] = await Promise.all(
+    [queueUrl, dlqUrl].map(async (url) => {
+      const { Attributes } = await sqs.send(
+        new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['QueueArn'] }),
+      );
+      if (!Attributes?.QueueArn) throw new Error(`fauxqs returned no ARN for queue ${url}`);
+      return Attributes.QueueArn;
+    }),
+  );
+  if (!queueUrl || !dlqUrl || !queueArn || !dlqArn) throw new Error('fauxqs queue set-up incomplete');
+  await sqs.send(
+    new SetQueueAttributesCommand({
+      QueueUrl: queueUrl,
+      Attributes: {
+        VisibilityTimeout: String(pair.visibilityTimeoutSeconds),
+        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: pair.maxReceiveCount }),
+      },
+    }),
+  );
+  return { queueUrl, queueArn, dlqUrl, dlqArn };
 }
 
 /**

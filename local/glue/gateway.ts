@@ -10,6 +10,8 @@ export interface GatewayOptions {
   /** Origins whose pages may call the API (`*`: any); see `CORS_ALLOWED_ORIGINS`. */
   corsAllowedOrigins: readonly string[];
   handler: (event: APIGatewayProxyEventV2WithJWTAuthorizer) => Promise<APIGatewayProxyStructuredResultV2>;
+  /** `GET /metrics` (Prometheus text), beside the API; no authentication, loopback callers only. */
+  metrics?: () => Promise<{ contentType: string; body: string }>;
   onError: (error: unknown) => void;
 }
 
@@ -90,6 +92,16 @@ async function serve(
     res.writeHead(204, cors).end();
     return;
   }
+  if (options.metrics && url.pathname === '/metrics' && (method === 'GET' || method === 'HEAD')) {
+    if (!isLoopback(req.socket.remoteAddress)) {
+      send(res, cors, errorResult(403, 'Forbidden', '/metrics answers loopback callers only.'));
+      return;
+    }
+    const { contentType, body } = await options.metrics();
+    res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' });
+    res.end(method === 'HEAD' ? undefined : body);
+    return;
+  }
   const match = matchRoute(method, url.pathname);
   if (!match) {
     send(res, cors, errorResult(404, 'NotFound', `No route ${method} ${url.pathname}.`));
@@ -118,6 +130,13 @@ async function serve(
   }
   const event = toEvent(req, url, match, body, sub);
   send(res, cors, await options.handler(event));
+}
+
+/** 127.0.0.0/8 and ::1, also as IPv4-mapped IPv6. */
+function isLoopback(address: string | undefined): boolean {
+  if (!address) return false;
+  const v4 = address.replace(/^::ffff:/i, '');
+  return v4.startsWith('127.') || address === '::1';
 }
 
 function matchRoute(method: string, path: string) {

@@ -8,6 +8,8 @@ import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda'
 import { lambdaContext } from './lambda-context.ts';
 
 export interface PollerOptions {
+  /** The function this plays (for its Lambda context); `optimizer` by default. */
+  functionName?: string;
   sqs: SQSClient;
   queueUrl: string;
   queueArn: string;
@@ -72,7 +74,7 @@ async function invoke(options: PollerOptions, messages: Message[], worker: numbe
   try {
     const response = await options.handler(
       event,
-      lambdaContext(`optimizer-${worker}`, options.functionTimeoutMs),
+      lambdaContext(`${options.functionName ?? 'optimizer'}-${worker}`, options.functionTimeoutMs),
     );
     failed = new Set(response.batchItemFailures.map((failure) => failure.itemIdentifier));
   } catch (error) {

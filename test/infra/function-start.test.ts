@@ -23,6 +23,7 @@ import { type Emulators, startEmulators } from '../../local/emulators/index.ts';
 import { notificationBridge } from '../../local/glue/notifications.ts';
 import { corpusFile, projectRoot } from '../support/corpus.ts';
 import { LOCAL_CREDENTIALS } from '../support/local-clients.ts';
+import { startWebhookReceiver } from '../support/webhook-receiver.ts';
 import { stageStack } from './cdk-app.ts';
 
 /**
@@ -44,7 +45,11 @@ const NAMES = {
   table: 'start-test',
   queue: 'start-test-work',
   dlq: 'start-test-work-dlq',
+  webhooks: 'start-test-webhooks',
+  webhooksDlq: 'start-test-webhooks-dlq',
 };
+/** Stands in for the Secrets Manager secret (no emulator): the notifier prefers WEBHOOK_SECRET. */
+const WEBHOOK_SECRET = `whsec_${Buffer.alloc(24, 5).toString('base64')}`;
 
 /** Imports the handler from the asset, invokes it with one event, and reports the timings. */
 const RUNNER = `
@@ -142,7 +147,11 @@ beforeAll(async () => {
     dlqName: NAMES.dlq,
     visibilityTimeoutSeconds: 60,
     maxReceiveCount: 5,
+    extraQueues: [
+      { name: NAMES.webhooks, dlqName: NAMES.webhooksDlq, visibilityTimeoutSeconds: 60, maxReceiveCount: 8 },
+    ],
   });
+  const webhookQueue = emulators.extraQueues[NAMES.webhooks];
   sqs = new SQSClient({
     region: REGION,
     endpoint: emulators.sqsEndpoint,
@@ -167,6 +176,9 @@ beforeAll(async () => {
     [logicalId(stack.storage.variantsBucket), NAMES.variantsBucket],
     [logicalId(stack.optimizer.queue), emulators.queueUrl],
     [logicalId(stack.optimizer.deadLetterQueue), emulators.dlqUrl],
+    [logicalId(stack.push.webhookQueue), webhookQueue?.queueUrl ?? ''],
+    [logicalId(stack.push.bus), 'start-test-bus'],
+    [logicalId(stack.push.secret), 'arn:aws:secretsmanager:us-east-1:000000000000:secret:start-test'],
   ]);
   const resolve = (fn: string, name: string, value: unknown): string => {
     if (typeof value === 'string') return value;
@@ -180,6 +192,8 @@ beforeAll(async () => {
     ['api', stack.api.function],
     ['optimizer', stack.optimizer.function],
     ['reconciler', stack.reconciler.function],
+    ['relay', stack.push.relay],
+    ['notifier', stack.push.notifier],
   ] as const) {
     const properties = template.Resources[logicalId(fn.fn)]?.Properties as {
       Handler: string;
@@ -231,6 +245,7 @@ beforeAll(async () => {
         DYNAMODB_ENDPOINT: emulators.dynamodbEndpoint,
         SQS_ENDPOINT: emulators.sqsEndpoint,
         POWERTOOLS_LOG_LEVEL: 'ERROR',
+        ...(name === 'notifier' ? { WEBHOOK_SECRET, CALLBACK_ALLOW_PRIVATE: 'true' } : {}),
       },
     });
   }
@@ -508,5 +523,35 @@ describe('every Lambda asset starts as deployed (Node.js 24, an empty folder, th
       detail: {},
     });
     expect(result).toMatchObject({ queuedMissedEvents: 0, requeuedStuck: 0 });
+  });
+
+  it('relay: starts and hands on nothing for a stream batch with no new outbox row', async () => {
+    const { result } = await invoke('relay', {
+      Records: [{ eventName: 'MODIFY', dynamodb: { NewImage: { pk: { S: 'B#x' }, sk: { S: '#BATCH' } } } }],
+    });
+    expect(result).toBe(0);
+  });
+
+  it('notifier: delivers one signed webhook that the standardwebhooks verifier accepts', async () => {
+    const receiver = await startWebhookReceiver(WEBHOOK_SECRET);
+    try {
+      const job = { id: 'batch_start_completed', url: receiver.url, body: '{"type":"batch.completed"}' };
+      const { result } = await invoke('notifier', {
+        Records: [
+          {
+            messageId: 'm1',
+            receiptHandle: 'r1',
+            body: JSON.stringify(job),
+            attributes: { ApproximateReceiveCount: '1' },
+            messageAttributes: {},
+            eventSource: 'aws:sqs',
+          },
+        ],
+      });
+      expect(result).toEqual({ batchItemFailures: [] });
+      expect(receiver.deliveries).toMatchObject([{ id: job.id, body: job.body, verified: true }]);
+    } finally {
+      await receiver.close();
+    }
   });
 });

@@ -13,6 +13,8 @@ export interface StackProcess {
   /** Whether the local S3 server holds this object. */
   objectExists(bucket: string, key: string): Promise<boolean>;
   dataDir: string;
+  /** The webhook signing secret the stack printed at start. */
+  webhookSecret: string;
   child: ChildProcess;
   /** What the stack printed on stderr so far (for failure messages). */
   logs(): string;
@@ -39,6 +41,7 @@ export async function startStackProcess(
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let s3Endpoint = '';
+  let webhookSecret = '';
   const url = await new Promise<string>((resolve, reject) => {
     let stdout = '';
     const timer = setTimeout(
@@ -47,6 +50,7 @@ export async function startStackProcess(
     );
     child.stdout?.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
+      webhookSecret ||= /webhooks: signed with (whsec_\S+)/.exec(stdout)?.[1] ?? '';
       s3Endpoint ||= /s3 endpoint (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout)?.[1] ?? '';
       const found = /ready\b.*?(http:\/\/127\.0\.0\.1:\d+)/.exec(stdout);
       if (found?.[1]) {
@@ -74,6 +78,7 @@ export async function startStackProcess(
       }
     },
     dataDir,
+    webhookSecret,
     child,
     logs: () => stderr,
     async stop(signal = 'SIGTERM') {

@@ -20,6 +20,9 @@ export interface CreateBatchDeps {
   uploadBucket: string;
   uploadPrefix: string;
   limits: UploadLimits & { uploadUrlTtlSeconds: number; maxOpenUploads: number };
+  /** Where webhooks may go (push/callback-url.ts); throws `CallbackUrlError`. */
+  callbacks: { check(url: string): Promise<void> };
+  metrics: { filesRequested(count: number): void };
   now?: () => Date;
 }
 
@@ -34,6 +37,8 @@ export async function createBatch(
   body: unknown,
 ): Promise<CreatedBatch> {
   const { files: validated, callbackUrl } = validateUploadRequest(body, deps.limits);
+  deps.metrics.filesRequested(validated.length);
+  if (callbackUrl !== undefined) await deps.callbacks.check(callbackUrl);
   const now = (deps.now ?? (() => new Date()))();
   const createdAt = now.toISOString();
   const expiresAt = new Date(now.getTime() + deps.limits.uploadUrlTtlSeconds * 1000).toISOString();
