@@ -27,6 +27,7 @@ const deps: ApiDeps = {
     variantsBucket: config.variantsBucket,
     specs: config.processing.variants,
     uploadUrlTtlSeconds: config.limits.uploadUrlTtlSeconds,
+    maxOpenUploads: config.limits.maxOpenUploads,
   },
   limits: {
     maxFilesPerBatch: config.limits.maxFilesPerBatch,

@@ -22,6 +22,8 @@ export interface StatusDeps {
   /** Every configured variant, to delete what a late write may leave. */
   specs: readonly VariantSpec[];
   uploadUrlTtlSeconds: number;
+  /** Per owner: images `pending` at once (an expired image renewed counts again). */
+  maxOpenUploads: number;
   now?: () => Date;
 }
 
@@ -91,7 +93,7 @@ export async function getBatch(
         complete,
         expiresAt: batch.expiresAt,
         items: await Promise.all(items.map((item) => toItemView(item, now, variantUrl(deps)))),
-        ...(more && last ? { nextCursor: Buffer.from(last.itemId).toString('base64url') } : {}),
+        ...(more && last ? { nextCursor: encodeCursor(last.itemId) } : {}),
       };
     },
   };
@@ -134,8 +136,17 @@ export async function renewUpload(deps: StatusDeps, owner: string, imageId: stri
 
   const now = clock(deps);
   const expiresAt = new Date(now.getTime() + deps.uploadUrlTtlSeconds * 1000).toISOString();
-  const moved = await deps.moves.reopen(item, expiresAt);
-  if (!moved.applied) throw moved.reason === 'missing' ? notFound('Image') : alreadyUploaded();
+  const moved = await deps.moves.reopen(item, expiresAt, deps.maxOpenUploads);
+  if (!moved.applied) {
+    if (moved.reason === 'quota') {
+      throw new ApiError(
+        'QuotaExceeded',
+        `You have ${deps.maxOpenUploads} unfinished uploads, the limit; upload or abandon some first.`,
+        { retryAfter: 60 },
+      );
+    }
+    throw moved.reason === 'missing' ? notFound('Image') : alreadyUploaded();
+  }
   const upload = await deps.signer.presignPut({
     bucket: deps.uploadBucket,
     key: item.key,
@@ -156,7 +167,14 @@ function parseLimit(raw: string | undefined): number {
   return limit;
 }
 
-function parseCursor(raw: string): string {
+/** The opaque `nextCursor` of a page that ends with this item. */
+export const encodeCursor = (itemId: string) => Buffer.from(itemId).toString('base64url');
+
+/**
+ * The item a cursor points after. Anything but a cursor this API returned is `400 InvalidRequest`;
+ * the work is bounded (a cursor is 36 characters, so longer strings are not decoded).
+ */
+export function parseCursor(raw: string): string {
   const itemId = raw.length <= 64 ? Buffer.from(raw, 'base64url').toString() : '';
   if (!isId(itemId))
     throw new ApiError('InvalidRequest', 'cursor is not one this API returned; omit it to start over.');

@@ -113,4 +113,6 @@ export interface ReadyFacts {
 export type TransitionResult =
   | { applied: true; item: ImageItem }
   | { applied: false; reason: 'missing' }
-  | { applied: false; reason: 'stale'; item: ImageItem };
+  | { applied: false; reason: 'stale'; item: ImageItem }
+  /** Reopening it would take the owner past their quota of open uploads. */
+  | { applied: false; reason: 'quota'; item: ImageItem };
