@@ -29,6 +29,8 @@ export interface UploadedObject {
   bucket: string;
   /** The object key, decoded (not as S3 events carry it). */
   key: string;
+  /** The ETag of the bytes whose arrival the event tells of, when it says (without quotes). */
+  etag?: string;
 }
 
 /** What became of one uploaded object. `skipped`: nothing to do (duplicate event, unknown key). */
