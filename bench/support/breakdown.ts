@@ -192,9 +192,9 @@ export async function apiBreakdown(iterations: number): Promise<BreakdownRow[]> 
       objects: {} as ObjectStore,
       uploadBucket: 'uploads',
       variantsBucket: 'variants',
-      specs: [],
       uploadUrlTtlSeconds: 900,
       maxOpenUploads: 5000,
+      quotas,
     };
     for (let i = 0; i < iterations + 3; i++) {
       const started = performance.now();

@@ -95,18 +95,20 @@ export class ImageOptimizer extends Construct {
     );
 
     const role = this.function.role;
-    // Originals: read them, and retag them so the abandoned-upload expiry no longer applies.
-    // ListBucket makes a vanished original (deleted while queued) a 404 instead of a 403.
+    // Uploads: read them, and remove them once processed (the original is kept with its variants)
+    // or when they arrive after their image was settled or deleted. ListBucket makes a vanished
+    // original (deleted while queued) a 404 instead of a 403.
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
-        actions: ['s3:GetObject', 's3:PutObjectTagging'],
+        actions: ['s3:GetObject', 's3:DeleteObject'],
         resources: [storage.uploadBucket.arnForObjects(`${UPLOAD_PREFIX}*`)],
       }),
     );
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [storage.uploadBucket.bucketArn] }),
     );
-    // Variants: written, read back, and removed when the image was deleted while it was processed.
+    // Variants and kept originals: written, read back, and removed when the image was deleted while
+    // it was processed or another attempt settled it.
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         actions: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'],
@@ -121,7 +123,7 @@ export class ImageOptimizer extends Construct {
       role,
       storage.uploadBucket,
       `${UPLOAD_PREFIX}*`,
-      'The optimizer reads and retags whichever upload a notification names; uploads/* is the narrowest key pattern.',
+      'The optimizer reads and removes whichever upload a notification names; uploads/* is the narrowest key pattern.',
     );
     acknowledgeObjectWildcard(
       role,

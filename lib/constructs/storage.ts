@@ -4,7 +4,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { TABLE_SCHEMA } from '../../functions/shared/records/schema.ts';
-// The tag every presigned PUT sets on an upload; the optimizer retags an original once processed.
+// The tag every presigned PUT sets on an upload; processed originals are kept in the variants bucket.
 import { INCOMING_TAG } from '../../functions/shared/storage/object-keys.ts';
 import { UPLOAD_PREFIX } from './function-environment.ts';
 

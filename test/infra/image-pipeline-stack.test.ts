@@ -489,12 +489,12 @@ describe('permissions', () => {
     }
   });
 
-  it('lets the optimizer read and retag uploads and write variants', () => {
+  it('lets the optimizer read and remove uploads and write variants', () => {
     const { uploadBucket, variantsBucket } = stack.storage;
     expect(statementsOf(stack.optimizer.function.role)).toEqual(
       expect.arrayContaining([
         expect.objectContaining({
-          Action: ['s3:GetObject', 's3:PutObjectTagging'],
+          Action: ['s3:GetObject', 's3:DeleteObject'],
           Resource: objectArn(uploadBucket, 'uploads/*'),
         }),
         expect.objectContaining({

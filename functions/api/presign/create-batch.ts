@@ -166,7 +166,7 @@ async function reserveOpenUploads(deps: CreateBatchDeps, owner: string, adding: 
 }
 
 function duplicateRecord(image: ImageItem, shared: SharedFiles): ImageItem {
-  const { width, height, format, placeholder, variants } = shared;
+  const { width, height, format, placeholder, variants, originalKey } = shared;
   return {
     ...image,
     status: 'ready',
@@ -176,6 +176,7 @@ function duplicateRecord(image: ImageItem, shared: SharedFiles): ImageItem {
     format,
     placeholder,
     variants,
+    ...(originalKey ? { originalKey } : {}),
     duplicateOf: shared.imageId,
   };
 }

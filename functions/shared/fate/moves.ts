@@ -122,11 +122,20 @@ export class DynamoStatusMoves implements StatusMoves {
         outcome.status === 'expired' ? [] : [imageFinished(finished, time)];
       switch (outcome.status) {
         case 'ready': {
-          const { width, height, format, placeholder, variants } = outcome.facts;
+          const { width, height, format, placeholder, variants, originalKey } = outcome.facts;
           return {
             ...base,
             // A ready image is kept until deleted.
-            set: { status: 'ready', updatedAt: time, width, height, format, placeholder, variants },
+            set: {
+              status: 'ready',
+              updatedAt: time,
+              width,
+              height,
+              format,
+              placeholder,
+              variants,
+              ...(originalKey ? { originalKey } : {}),
+            },
             remove: [TABLE_SCHEMA.ttlAttribute, 'error', 'openOwner', 'openShard'],
             events: imageEvent,
           };
@@ -206,7 +215,9 @@ export class DynamoStatusMoves implements StatusMoves {
         ),
         ...events.map((event) => this.#outboxPut(event)),
         // A deleted `pending` image gives its open upload back.
-        ...(item.status === 'pending' ? [openUploadsTransactItem(this.#table, item.owner, -1)] : []),
+        ...(item.status === 'pending'
+          ? [openUploadsTransactItem(this.#table, item.owner, -1, { lapsed: this.#lapsed(item) })]
+          : []),
       ]);
       if (applied) return item;
       await this.#table.backoff(attempt);
@@ -257,7 +268,12 @@ export class DynamoStatusMoves implements StatusMoves {
         ...events.map((event) => this.#outboxPut(event)),
       ];
       if (openDelta !== 0) {
-        items.push(openUploadsTransactItem(this.#table, item.owner, openDelta, plan.openMax));
+        items.push(
+          openUploadsTransactItem(this.#table, item.owner, openDelta, {
+            max: plan.openMax,
+            lapsed: openDelta < 0 && this.#lapsed(item),
+          }),
+        );
       }
       const result = await this.#table.transactOrRefusal(items);
       if (result.applied) return { applied: true, item: updated } as const;
@@ -267,6 +283,11 @@ export class DynamoStatusMoves implements StatusMoves {
       await this.#table.backoff(attempt);
     }
     throw new RecordsWriteError(`Could not move image ${image.imageId}: it or its batch kept changing`);
+  }
+
+  /** Whether a `pending` image's upload URL has run out (it no longer counts as open). */
+  #lapsed(item: ImageItem): boolean {
+    return Date.parse(item.uploadExpiresAt) <= this.#table.now().getTime();
   }
 
   async #read(image: ImageRef): Promise<{ item: ImageItem; batch: BatchRecord } | undefined> {

@@ -1,4 +1,4 @@
-import { DeleteCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, QueryCommand, UpdateCommand, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
 import type { OpenUploadsRepair, Quotas, RateVerdict, Reservation } from './ports.ts';
 import { OPEN_SHARDS, openCounterKey, openCounterPartition, rateKey, TABLE_SCHEMA } from './schema.ts';
 import { conditionHeld, type RecordsTable, type TransactItem } from './table.ts';
@@ -11,8 +11,10 @@ import { conditionHeld, type RecordsTable, type TransactItem } from './table.ts'
 const RATE_SLOTS = 12;
 /** An owner whose open-upload counter has not moved for this long can be recounted safely. */
 export const OPEN_COUNT_QUIET_MS = 60_000;
-/** After its URL runs out, an upload is released once the reconciler settles it as expired. */
-const EXPIRY_RELEASE_DELAY_SECONDS = 300;
+/** Recounts a refused reservation tries before it gives up (the owner's counter kept moving). */
+const RECOUNT_ATTEMPTS = 5;
+/** Longer than DynamoDB takes to drop an item from a global secondary index (typically well under a second). */
+const INDEX_CATCH_UP_MS = 3_000;
 
 /**
  * Quotas kept in the records table.
@@ -75,27 +77,59 @@ export class DynamoQuotas implements Quotas, OpenUploadsRepair {
 
   async reserveUploads(owner: string, count: number, max: number): Promise<Reservation> {
     if (count <= 0) return { reserved: true };
-    const reserved =
-      count <= max &&
-      (await conditionHeld(
-        this.#table.client.send(
-          new UpdateCommand({
-            TableName: this.#table.name,
-            ...openUploadsChange(owner, count, this.#table.now(), max),
-          }),
-        ),
-      ));
-    if (reserved) return { reserved: true };
+    if (count > max) return this.#refusal(owner, count);
+    // Fast path: the counter alone leaves room (it may still count uploads whose URL ran out).
+    if (await this.#tryChange(openUploadsChange(owner, count, this.#table.now(), max))) {
+      return { reserved: true };
+    }
+    // Uploads whose URL ran out are not open any more, though they stay `pending` (and counted)
+    // until the reconciler settles them: count them, and reserve against what is really open.
+    for (let attempt = 1; attempt <= RECOUNT_ATTEMPTS; attempt++) {
+      const row = await this.#table.get(openCounterKey(owner));
+      const counted = Number(row?.openCount ?? 0);
+      const lapsedReleases = Number(row?.lapsedReleases ?? 0);
+      const lastLapsedRelease = Date.parse(String(row?.lapsedReleasedAt ?? ''));
+      // The index may still list an upload that was released a moment ago: wait until it caught up.
+      if (this.#table.now().getTime() - lastLapsedRelease < INDEX_CATCH_UP_MS) {
+        return { reserved: false, open: counted, retryAfterSeconds: Math.ceil(INDEX_CATCH_UP_MS / 1000) };
+      }
+      const lapsed = await this.#countPending(owner, { lapsedOnly: true });
+      if (counted - lapsed + count > max) return this.#refusal(owner, count, counted - lapsed);
+      // Applied only if no reservation was added and no lapsed upload left since the counts were read.
+      const now = this.#table.now().toISOString();
+      const applied = await this.#tryChange({
+        Key: openCounterKey(owner),
+        UpdateExpression: 'ADD openCount :n SET changedAt = :now',
+        ConditionExpression:
+          'openCount <= :counted AND (attribute_not_exists(lapsedReleases) OR lapsedReleases = :released)',
+        ExpressionAttributeValues: {
+          ':n': count,
+          ':now': now,
+          ':counted': counted,
+          ':released': lapsedReleases,
+        },
+      });
+      if (applied) return { reserved: true };
+      await this.#table.backoff(attempt);
+    }
+    return this.#refusal(owner, count);
+  }
+
+  #tryChange(change: Omit<UpdateCommandInput, 'TableName'>): Promise<boolean> {
+    return conditionHeld(
+      this.#table.client.send(new UpdateCommand({ TableName: this.#table.name, ...change })),
+    );
+  }
+
+  async #refusal(owner: string, _count: number, open?: number): Promise<Reservation> {
     const [row, nextExpiry] = await Promise.all([
-      this.#table.get(openCounterKey(owner)),
+      open === undefined ? this.#table.get(openCounterKey(owner)) : undefined,
       this.#nextExpiry(owner),
     ]);
     const nowMs = this.#table.now().getTime();
     const retryAfterSeconds =
-      nextExpiry === undefined
-        ? 60
-        : Math.max(1, Math.ceil((Date.parse(nextExpiry) - nowMs) / 1000) + EXPIRY_RELEASE_DELAY_SECONDS);
-    return { reserved: false, open: Number(row?.openCount ?? 0), retryAfterSeconds };
+      nextExpiry === undefined ? 60 : Math.max(1, Math.ceil((Date.parse(nextExpiry) - nowMs) / 1000));
+    return { reserved: false, open: open ?? Number(row?.openCount ?? 0), retryAfterSeconds };
   }
 
   async releaseUploads(owner: string, count: number): Promise<void> {
@@ -160,9 +194,17 @@ export class DynamoQuotas implements Quotas, OpenUploadsRepair {
     return repaired;
   }
 
-  /** The owner's images still `pending`, as the sparse `byOpenUpload` index holds them. */
-  async #countPending(owner: string): Promise<number> {
-    const { indexName, partitionKey } = TABLE_SCHEMA.indexes.byOpenUpload;
+  /** The owner's images still `pending` (only those whose URL ran out), as the `byOpenUpload` index holds them. */
+  async #countPending(owner: string, options: { lapsedOnly?: boolean } = {}): Promise<number> {
+    const { indexName, partitionKey, sortKey } = TABLE_SCHEMA.indexes.byOpenUpload;
+    const lapsed: { condition: string; names: Record<string, string>; values: Record<string, unknown> } =
+      options.lapsedOnly
+        ? {
+            condition: ' AND #expires <= :now',
+            names: { '#expires': sortKey },
+            values: { ':now': this.#table.now().toISOString() },
+          }
+        : { condition: '', names: {}, values: {} };
     let count = 0;
     let startKey: Record<string, unknown> | undefined;
     do {
@@ -170,9 +212,9 @@ export class DynamoQuotas implements Quotas, OpenUploadsRepair {
         new QueryCommand({
           TableName: this.#table.name,
           IndexName: indexName,
-          KeyConditionExpression: '#owner = :owner',
-          ExpressionAttributeNames: { '#owner': partitionKey },
-          ExpressionAttributeValues: { ':owner': owner },
+          KeyConditionExpression: `#owner = :owner${lapsed.condition}`,
+          ExpressionAttributeNames: { '#owner': partitionKey, ...lapsed.names },
+          ExpressionAttributeValues: { ':owner': owner, ...lapsed.values },
           Select: 'COUNT',
           ExclusiveStartKey: startKey,
         }),
@@ -203,29 +245,35 @@ export class DynamoQuotas implements Quotas, OpenUploadsRepair {
 
 /**
  * The change to an owner's open-upload counter, for an UpdateItem or a transaction's Update: by
- * `delta`, and, when `max` is given, only while the result stays at most `max`.
+ * `delta`; when `max` is given, only while the result stays at most `max`; `lapsed` when the
+ * upload released had run out already (a reservation counting lapsed uploads then counts again).
  */
-export function openUploadsChange(owner: string, delta: number, now: Date, max?: number) {
+export function openUploadsChange(owner: string, delta: number, now: Date, max?: number, lapsed = false) {
+  const time = now.toISOString();
   return {
     Key: openCounterKey(owner),
-    UpdateExpression: 'ADD openCount :delta SET changedAt = :now',
+    UpdateExpression: lapsed
+      ? 'ADD openCount :delta, lapsedReleases :one SET changedAt = :now, lapsedReleasedAt = :now'
+      : 'ADD openCount :delta SET changedAt = :now',
     ...(max === undefined
       ? {}
       : { ConditionExpression: 'attribute_not_exists(openCount) OR openCount <= :room' }),
     ExpressionAttributeValues: {
       ':delta': delta,
-      ':now': now.toISOString(),
+      ':now': time,
+      ...(lapsed ? { ':one': 1 } : {}),
       ...(max === undefined ? {} : { ':room': max - delta }),
     },
   };
 }
 
-/** The same change as one item of a transaction. */
+/** The same change as one item of a transaction (see `openUploadsChange`). */
 export function openUploadsTransactItem(
   table: RecordsTable,
   owner: string,
   delta: number,
-  max?: number,
+  options: { max?: number | undefined; lapsed?: boolean } = {},
 ): TransactItem {
-  return { Update: { TableName: table.name, ...openUploadsChange(owner, delta, table.now(), max) } };
+  const change = openUploadsChange(owner, delta, table.now(), options.max, options.lapsed);
+  return { Update: { TableName: table.name, ...change } };
 }

@@ -5,7 +5,6 @@ import {
   type GetObjectCommandOutput,
   HeadObjectCommand,
   PutObjectCommand,
-  PutObjectTaggingCommand,
   paginateListObjectsV2,
   type S3Client,
 } from '@aws-sdk/client-s3';
@@ -41,7 +40,12 @@ export class S3ObjectStore implements ObjectStore {
     }
     const tooLarge = () => new ObjectTooLargeError(bucket, key, maxBytes + 1, maxBytes);
     const bytes = body ? await readAtMost(body, maxBytes, tooLarge) : Buffer.alloc(0);
-    return { body: bytes, contentType: output.ContentType, size: bytes.length };
+    return {
+      body: bytes,
+      contentType: output.ContentType,
+      size: bytes.length,
+      etag: output.ETag === undefined ? undefined : output.ETag.replace(/"/g, ''),
+    };
   }
 
   async head(bucket: string, key: string): Promise<ObjectHead | undefined> {
@@ -66,16 +70,6 @@ export class S3ObjectStore implements ObjectStore {
     );
   }
 
-  async tag(bucket: string, key: string, tags: Record<string, string>): Promise<void> {
-    await this.#client.send(
-      new PutObjectTaggingCommand({
-        Bucket: bucket,
-        Key: key,
-        Tagging: { TagSet: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) },
-      }),
-    );
-  }
-
   async delete(bucket: string, keys: readonly string[]): Promise<void> {
     const unique = [...new Set(keys)];
     for (let start = 0; start < unique.length; start += DELETE_BATCH) {
@@ -89,6 +83,12 @@ export class S3ObjectStore implements ObjectStore {
       const failures = (output.Errors ?? []).map((e) => ({ key: e.Key ?? '', code: e.Code ?? 'Unknown' }));
       if (failures.length > 0) throw new ObjectDeleteError(bucket, failures);
     }
+  }
+
+  async deleteUnder(bucket: string, prefix: string): Promise<void> {
+    const keys: string[] = [];
+    for await (const key of this.list(bucket, prefix)) keys.push(key);
+    await this.delete(bucket, keys);
   }
 
   async *list(bucket: string, prefix: string): AsyncIterable<string> {

@@ -138,6 +138,30 @@ describe('quotas under concurrency', () => {
     }
   });
 
+  it('counts an upload whose URL ran out as free at once, before the reconciler settles it', async () => {
+    const owner = 'lapsing';
+    deps.limits.maxOpenUploads = 4;
+    try {
+      const first = await attempt(owner, 4);
+      expect(first.ok).toBe(true);
+      expect((await attempt(owner, 1)).ok).toBe(false);
+      clock += (deps.limits.uploadUrlTtlSeconds + 1) * 1000;
+      expect((await attempt(owner, 4)).ok).toBe(true);
+      expect((await attempt(owner, 1)).ok).toBe(false);
+      // Settling the lapsed ones later gives back what they held in the counter, and no more.
+      if (!first.ok) throw new Error('unreachable');
+      for (const item of first.batch.items) {
+        if ('imageId' in item)
+          await moves.settle({ batchId: first.batch.batchId, imageId: item.imageId }, { status: 'expired' });
+      }
+      expect(await openCount(owner)).toBe(4);
+      clock += 5_000;
+      expect((await attempt(owner, 1)).ok).toBe(false);
+    } finally {
+      deps.limits.maxOpenUploads = MAX_OPEN;
+    }
+  });
+
   it('gives the reservation back when the batch cannot be written', async () => {
     const failing: CreateBatchDeps = {
       ...deps,
