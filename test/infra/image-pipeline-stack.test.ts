@@ -494,7 +494,7 @@ describe('permissions', () => {
     expect(statementsOf(stack.optimizer.function.role)).toEqual(
       expect.arrayContaining([
         expect.objectContaining({
-          Action: ['s3:GetObject', 's3:DeleteObject'],
+          Action: ['s3:DeleteObject', 's3:GetObject'],
           Resource: objectArn(uploadBucket, 'uploads/*'),
         }),
         expect.objectContaining({
