@@ -68,7 +68,8 @@ export class DynamoQuotas implements Quotas, OpenUploadsRepair {
     for (const [i, count] of counts.entries()) {
       left -= count;
       if (left < limit) {
-        const leavesAt = (slot - RATE_SLOTS + i + RATE_SLOTS + 1) * slotSeconds;
+        // Slot `slot - RATE_SLOTS + i` stops overlapping the window when slot `slot + i + 1` begins.
+        const leavesAt = (slot + i + 1) * slotSeconds;
         return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil(leavesAt - nowSeconds)) };
       }
     }
@@ -77,7 +78,7 @@ export class DynamoQuotas implements Quotas, OpenUploadsRepair {
 
   async reserveUploads(owner: string, count: number, max: number): Promise<Reservation> {
     if (count <= 0) return { reserved: true };
-    if (count > max) return this.#refusal(owner, count);
+    if (count > max) return this.#refusal(owner);
     // Fast path: the counter alone leaves room (it may still count uploads whose URL ran out).
     if (await this.#tryChange(openUploadsChange(owner, count, this.#table.now(), max))) {
       return { reserved: true };
@@ -94,7 +95,7 @@ export class DynamoQuotas implements Quotas, OpenUploadsRepair {
         return { reserved: false, open: counted, retryAfterSeconds: Math.ceil(INDEX_CATCH_UP_MS / 1000) };
       }
       const lapsed = await this.#countPending(owner, { lapsedOnly: true });
-      if (counted - lapsed + count > max) return this.#refusal(owner, count, counted - lapsed);
+      if (counted - lapsed + count > max) return this.#refusal(owner, counted - lapsed);
       // Applied only if no reservation was added and no lapsed upload left since the counts were read.
       const now = this.#table.now().toISOString();
       const applied = await this.#tryChange({
@@ -112,7 +113,7 @@ export class DynamoQuotas implements Quotas, OpenUploadsRepair {
       if (applied) return { reserved: true };
       await this.#table.backoff(attempt);
     }
-    return this.#refusal(owner, count);
+    return this.#refusal(owner);
   }
 
   #tryChange(change: Omit<UpdateCommandInput, 'TableName'>): Promise<boolean> {
@@ -121,7 +122,7 @@ export class DynamoQuotas implements Quotas, OpenUploadsRepair {
     );
   }
 
-  async #refusal(owner: string, _count: number, open?: number): Promise<Reservation> {
+  async #refusal(owner: string, open?: number): Promise<Reservation> {
     const [row, nextExpiry] = await Promise.all([
       open === undefined ? this.#table.get(openCounterKey(owner)) : undefined,
       this.#nextExpiry(owner),
