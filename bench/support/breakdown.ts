@@ -106,7 +106,7 @@ export async function apiBreakdown(iterations: number): Promise<BreakdownRow[]> 
     const sharedFiles = timer.wrap(new DynamoSharedFiles(table), 'sharedFiles', ['find']);
     const moves = new DynamoStatusMoves(table, { retentionSeconds: 86_400 });
     const signer = timer.wrap(new S3UrlSigner(s3), 'signer', ['presignPut', 'presignGet']);
-    const quotas = timer.wrap(new DynamoQuotas(table), 'quotas', ['openUploads']);
+    const quotas = timer.wrap(new DynamoQuotas(table), 'quotas', ['reserveUploads']);
     const uploads = {
       batches: records,
       sharedFiles,
@@ -194,8 +194,9 @@ export async function apiBreakdown(iterations: number): Promise<BreakdownRow[]> 
       objects: {} as ObjectStore,
       uploadBucket: 'uploads',
       variantsBucket: 'variants',
-      specs: [],
       uploadUrlTtlSeconds: 900,
+      maxOpenUploads: 5000,
+      quotas,
     };
     for (let i = 0; i < iterations + 3; i++) {
       const started = performance.now();

@@ -29,8 +29,9 @@ const deps: ApiDeps = {
     objects,
     uploadBucket: config.uploadBucket,
     variantsBucket: config.variantsBucket,
-    specs: config.processing.variants,
     uploadUrlTtlSeconds: config.limits.uploadUrlTtlSeconds,
+    maxOpenUploads: config.limits.maxOpenUploads,
+    quotas,
   },
   limits: {
     maxFilesPerBatch: config.limits.maxFilesPerBatch,

@@ -115,7 +115,7 @@ function parseBody(event: ApiEvent): unknown {
 }
 
 async function conditional<T>(event: ApiEvent, tagged: Tagged<T>): Promise<ApiResult> {
-  const ifNoneMatch = event.headers['if-none-match'];
+  const ifNoneMatch = event.headers?.['if-none-match'];
   if (ifNoneMatch && etagMatches(ifNoneMatch, tagged.etag)) {
     return { statusCode: 304, headers: { etag: tagged.etag, ...REVALIDATE } };
   }

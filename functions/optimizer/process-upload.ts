@@ -4,7 +4,14 @@ import type { CreatedObject } from '../shared/notify/s3-events.ts';
 import type { SharedFileRecords } from '../shared/records/ports.ts';
 import type { FailureInfo, ImageItem, VariantRecord } from '../shared/records/types.ts';
 import { ObjectNotFoundError, ObjectTooLargeError } from '../shared/storage/errors.ts';
-import { PROCESSED_TAGS, parseUploadKey, variantKey } from '../shared/storage/object-keys.ts';
+import {
+  imageFolder,
+  KEPT_ORIGINAL_TAG,
+  originalKey,
+  outputFolder,
+  parseUploadKey,
+  variantKey,
+} from '../shared/storage/object-keys.ts';
 import type { ObjectStore, StoredObject } from '../shared/storage/ports.ts';
 import type { VariantSpec } from '../shared/variants.ts';
 import { ImageError } from './image/errors.ts';
@@ -38,6 +45,13 @@ export async function markLanded(deps: ProcessingDeps, object: CreatedObject): P
 /**
  * Makes the variants of one uploaded image and records the outcome. A file that can never succeed
  * ends `failed`; anything else (storage or database trouble) is thrown, for the queue to retry.
+ *
+ * An upload URL stores at most one set of bytes. The upload key is only an inbox: what a ready
+ * image is made of (its original and variants) is written under a folder named after the bytes
+ * that were read, the record names that folder, and the inbox is emptied. Bytes that arrive once
+ * the image is final or deleted are removed; files of an attempt that lost the race to settle are
+ * removed; so the record, the kept original and the variants always describe the same bytes,
+ * whatever the order of PUTs, notifications and retries.
  */
 export async function processUpload(deps: ProcessingDeps, object: CreatedObject): Promise<ProcessResult> {
   const ids = parseUploadKey(deps.uploadPrefix, object.key);
@@ -47,29 +61,73 @@ export async function processUpload(deps: ProcessingDeps, object: CreatedObject)
   }
   const started = await deps.moves.advance(ids, 'processing', { landedAt: object.eventTime });
   if (!started.applied) {
-    // Deleted, never issued, or already final: a duplicate or late event changes nothing.
+    // Deleted, never issued, or already final: a duplicate or late event changes nothing, and
+    // bytes PUT after the image was settled or deleted are not kept.
     deps.logger.info('Nothing to do for this event', { ...ids, reason: started.reason });
+    if (started.reason === 'missing' || keepsNothingAtUploadKey(started.item)) {
+      await deps.objects.delete(object.bucket, [object.key]);
+    }
     return 'skipped';
   }
-  const outcome = await makeVariants(deps, object, started.item);
-  const done = await deps.moves.settle(ids, outcome.outcome);
-  if (done.applied && outcome.outcome.status === 'ready') {
-    // Processed originals are kept; only untouched uploads expire through the lifecycle rule.
-    await deps.objects.tag(object.bucket, object.key, PROCESSED_TAGS);
-    if (started.item.sha256) {
-      // The first ready image with this checksum lends its files to later uploads of the same bytes.
-      await deps.sharedFiles.offer(started.item.owner, {
-        sha256: started.item.sha256,
-        imageId: started.item.imageId,
-        key: started.item.key,
-        ...outcome.outcome.facts,
-      });
+  const made = await makeVariants(deps, object, started.item);
+  const done = await deps.moves.settle(ids, made.outcome);
+  if (done.applied) {
+    if (made.outcome.status === 'ready') {
+      // The bytes are kept with their variants; the inbox (and whatever a later PUT put there) is
+      // emptied, with any files an earlier, interrupted attempt left in the image's folder.
+      await Promise.all([
+        deps.objects.delete(object.bucket, [object.key]),
+        removeOthers(deps, started.item.imageId, made.written),
+      ]);
+      if (started.item.sha256) {
+        // The first ready image with this checksum lends its files to later uploads of the same bytes.
+        await deps.sharedFiles.offer(started.item.owner, {
+          sha256: started.item.sha256,
+          imageId: started.item.imageId,
+          key: started.item.key,
+          ...made.outcome.facts,
+        });
+      }
     }
-  } else if (!done.applied && done.reason === 'missing' && outcome.written.length > 0) {
-    // The image was deleted while it was processed: leave nothing of it behind.
-    await deps.objects.delete(deps.variantsBucket, outcome.written);
+  } else if (made.written.length > 0) {
+    // Deleted meanwhile, or settled by another attempt (another PUT, a duplicate event): leave none
+    // of this attempt's files behind, unless they are the ones the record names (same bytes).
+    const kept = new Set(done.reason === 'stale' ? filesOf(done.item) : []);
+    await deps.objects.delete(
+      deps.variantsBucket,
+      made.written.filter((key) => !kept.has(key)),
+    );
   }
-  return outcome.outcome.status === 'ready' ? 'ready' : 'failed';
+  if (!done.applied && keepsNothingAtUploadKey(done.reason === 'stale' ? done.item : undefined)) {
+    await deps.objects.delete(object.bucket, [object.key]);
+  }
+  return made.outcome.status === 'ready' ? 'ready' : 'failed';
+}
+
+/**
+ * Whether nothing at an image's upload key is worth keeping: the image is gone (`undefined`), or
+ * final with its original kept elsewhere, or final without bytes that matter. Images made ready
+ * before originals were kept beside their variants still use the upload key.
+ */
+function keepsNothingAtUploadKey(item: ImageItem | undefined): boolean {
+  if (!item) return true;
+  if (item.status === 'ready') return item.originalKey !== undefined;
+  return item.status === 'expired' || item.status === 'failed';
+}
+
+const filesOf = (item: ImageItem) => [
+  ...(item.variants ?? []).map((variant) => variant.key),
+  ...(item.originalKey ? [item.originalKey] : []),
+];
+
+/** Removes every file in the image's folder but these. */
+async function removeOthers(deps: ProcessingDeps, imageId: string, keep: readonly string[]): Promise<void> {
+  const kept = new Set(keep);
+  const stray: string[] = [];
+  for await (const key of deps.objects.list(deps.variantsBucket, imageFolder(imageId))) {
+    if (!kept.has(key)) stray.push(key);
+  }
+  if (stray.length > 0) await deps.objects.delete(deps.variantsBucket, stray);
 }
 
 const failed = (code: FailureInfo['code'], message: string) => ({
@@ -100,7 +158,8 @@ async function makeVariants(
       `The stored file is ${stored.size} bytes, but ${image.size} were declared.`,
     );
   }
-  if (image.sha256 && createHash('sha256').update(stored.body).digest('hex') !== image.sha256) {
+  const sha256 = createHash('sha256').update(stored.body).digest('hex');
+  if (image.sha256 && sha256 !== image.sha256) {
     return failed('ChecksumMismatch', 'The stored file does not match the sha256 given for it.');
   }
   let processed: Awaited<ReturnType<typeof processImage>>;
@@ -110,17 +169,32 @@ async function makeVariants(
     if (error instanceof ImageError) return failed(error.code, error.message);
     throw error;
   }
-  const variants: VariantRecord[] = await Promise.all(
-    processed.variants.map(async (variant) => {
-      const key = variantKey(image.imageId, variant);
-      await deps.objects.put(deps.variantsBucket, key, variant.body, variant.contentType);
-      const { name, format, width, height, size } = variant;
-      return { name, format, width, height, size, key };
-    }),
-  );
+  // Everything made from these bytes, and the bytes themselves, go in one folder named after them.
+  const folder = outputFolder(image.imageId, sha256);
+  const original = originalKey(folder);
+  const [variants] = await Promise.all([
+    Promise.all(
+      processed.variants.map(async (variant): Promise<VariantRecord> => {
+        const key = variantKey(folder, variant);
+        await deps.objects.put(deps.variantsBucket, key, variant.body, variant.contentType);
+        const { name, format, width, height, size } = variant;
+        return { name, format, width, height, size, key };
+      }),
+    ),
+    deps.objects.put(
+      deps.variantsBucket,
+      original,
+      stored.body,
+      stored.contentType ?? image.type,
+      KEPT_ORIGINAL_TAG,
+    ),
+  ]);
   const { width, height, format, placeholder } = processed;
   return {
-    outcome: { status: 'ready', facts: { width, height, format, placeholder, variants } },
-    written: variants.map((v) => v.key),
+    outcome: {
+      status: 'ready',
+      facts: { width, height, format, placeholder, variants, originalKey: original },
+    },
+    written: [...variants.map((v) => v.key), original],
   };
 }

@@ -8,13 +8,14 @@ import { SqsWorkQueue } from './sqs-work-queue.ts';
 // Built once per process: configuration, SDK clients and adapters.
 const config = getConfig();
 if (!config.queueUrl || !config.dlqUrl) throw new ConfigError('The reconciler needs QUEUE_URL and DLQ_URL.');
-const { clients, records, moves, objects } = createAdapters(config);
+const { clients, records, moves, objects, quotas } = createAdapters(config);
 const { logger, instrument } = observability('reconciler');
 const deps: ReconcileDeps = {
   records,
   moves,
   objects,
   queue: new SqsWorkQueue(clients.sqs, { queueUrl: config.queueUrl, dlqUrl: config.dlqUrl }),
+  quotas,
   uploadBucket: config.uploadBucket,
   uploadPrefix: config.uploadPrefix,
   logger,

@@ -1,5 +1,5 @@
 import type { StatusMoves } from '../shared/fate/moves.ts';
-import type { ImageRecords } from '../shared/records/ports.ts';
+import type { ImageRecords, OpenUploadsRepair } from '../shared/records/ports.ts';
 import type { ImageItem } from '../shared/records/types.ts';
 import { parseUploadKey } from '../shared/storage/object-keys.ts';
 import type { ObjectStore } from '../shared/storage/ports.ts';
@@ -17,6 +17,7 @@ export interface ReconcileDeps {
   moves: StatusMoves;
   objects: ObjectStore;
   queue: WorkQueue;
+  quotas: OpenUploadsRepair;
   uploadBucket: string;
   uploadPrefix: string;
   logger: { info(message: string, ...extra: unknown[]): void };
@@ -45,6 +46,8 @@ export interface ReconcileReport {
   queuedMissedEvents: number;
   /** Pending images whose URL ran out with nothing uploaded, settled as `expired`. */
   closedExpired: number;
+  /** Owners whose count of open uploads had drifted from their records, corrected. */
+  repairedOpenCounts: number;
 }
 
 /** After its URL ran out, an upload that was under way may still land for a short while. */
@@ -63,6 +66,7 @@ export async function reconcile(deps: ReconcileDeps, options: ReconcileOptions):
     requeuedStuck: 0,
     queuedMissedEvents: 0,
     closedExpired: 0,
+    repairedOpenCounts: 0,
   };
 
   for (const letter of await deps.queue.deadLetters(options.maxDeadLetters)) {
@@ -112,6 +116,8 @@ export async function reconcile(deps: ReconcileDeps, options: ReconcileOptions):
   if (toQueue.length > 0) {
     await deps.queue.enqueue(toQueue.map((item) => ({ bucket: deps.uploadBucket, key: item.key })));
   }
+  // After expired uploads were settled (each released its own), recount what is still off.
+  report.repairedOpenCounts = await deps.quotas.repairOpenUploads();
   if (Object.values(report).some((count) => count > 0))
     deps.logger.info('Reconciled unfinished work', report);
   return report;

@@ -98,14 +98,19 @@ export class ImageOptimizer extends Construct {
     // row a first ready image puts. PutItem and UpdateItem also cover the batch-count transactions
     // (TransactWriteItems is authorized per item as PutItem/UpdateItem).
     storage.grantRecords(role, { table: ['GetItem', 'PutItem', 'UpdateItem'] });
-    storage.grantUploads(role, ['s3:GetObject', 's3:PutObjectTagging'], {
+    // Uploads: read them, and remove them once processed (the original is kept with its variants)
+    // or when they arrive after their image was settled or deleted.
+    storage.grantUploads(role, ['s3:GetObject', 's3:DeleteObject'], {
       // A vanished original (deleted while queued) must read as 404, not 403.
       list: true,
-      why: 'The optimizer reads and retags whichever upload a notification names; uploads/* is the narrowest key pattern.',
+      why: 'The optimizer reads and removes whichever upload a notification names; uploads/* is the narrowest key pattern.',
     });
-    // Variants are written, and removed again when the image was deleted while it was processed.
-    storage.grantVariants(role, ['s3:PutObject', 's3:DeleteObject'], {
-      why: "The optimizer writes each image's variants under a key made from its new image id; the bucket holds nothing else.",
+    // Variants and kept originals: written, read back, and removed when the image was deleted while
+    // it was processed or another attempt settled it (listing the image's folder).
+    // PutObjectTagging: the kept original is written with its tag (the lifecycle rule's filter).
+    storage.grantVariants(role, ['s3:GetObject', 's3:PutObject', 's3:PutObjectTagging', 's3:DeleteObject'], {
+      list: true,
+      why: "The optimizer writes each image's variants and kept original under a key made from its image id; the bucket holds nothing else.",
     });
   }
 }

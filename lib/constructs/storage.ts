@@ -4,8 +4,8 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { TABLE_SCHEMA } from '../../functions/shared/records/schema.ts';
-// The tag every presigned PUT sets on an upload; the optimizer retags an original once processed.
-import { INCOMING_TAG } from '../../functions/shared/storage/object-keys.ts';
+// The tag every presigned PUT sets on an upload; processed originals are kept in the variants bucket.
+import { INCOMING_TAG, KEPT_ORIGINAL_TAG } from '../../functions/shared/storage/object-keys.ts';
 import { UPLOAD_PREFIX } from './function-environment.ts';
 import { acknowledgeObjectWildcard } from './nag-acknowledgements.ts';
 
@@ -38,9 +38,6 @@ interface IndexSpec {
   projection?: 'ALL' | 'KEYS_ONLY';
 }
 const TABLE_INDEXES: readonly IndexSpec[] = Object.values(TABLE_SCHEMA.indexes);
-
-/** The tag the optimizer puts on an original once its variants exist (`PROCESSED_TAGS` in functions/). */
-export const PROCESSED_TAG = { key: 'pipeline-state', value: 'processed' } as const;
 
 /** The storage classes processed originals may move to (setting `originalsStorageClass`). */
 const ORIGINALS_STORAGE_CLASSES = {
@@ -113,19 +110,6 @@ export class Storage extends Construct {
           tagFilters: { [INCOMING_TAG.key]: INCOMING_TAG.value },
           expiration: ABANDONED_UPLOAD_EXPIRY,
         },
-        {
-          // Originals are read once, by the optimizer, and then only kept: they become the bulk of
-          // the storage bill (docs/cost.md), and a colder class is the largest lever on it.
-          id: 'transition-processed-originals',
-          prefix: UPLOAD_PREFIX,
-          tagFilters: { [PROCESSED_TAG.key]: PROCESSED_TAG.value },
-          transitions: [
-            {
-              storageClass: ORIGINALS_STORAGE_CLASSES[props.originalsTransition.storageClass],
-              transitionAfter: Duration.days(props.originalsTransition.days),
-            },
-          ],
-        },
       ],
     });
 
@@ -145,6 +129,19 @@ export class Storage extends Construct {
       ],
       lifecycleRules: [
         { id: 'abort-incomplete-multipart-uploads', abortIncompleteMultipartUploadAfter: Duration.days(1) },
+        {
+          // Originals are read once, by the optimizer, and then only kept (beside their variants):
+          // they become the bulk of the storage bill (docs/cost.md), and a colder class is the
+          // largest lever on it.
+          id: 'transition-kept-originals',
+          tagFilters: { [KEPT_ORIGINAL_TAG.key]: KEPT_ORIGINAL_TAG.value },
+          transitions: [
+            {
+              storageClass: ORIGINALS_STORAGE_CLASSES[props.originalsTransition.storageClass],
+              transitionAfter: Duration.days(props.originalsTransition.days),
+            },
+          ],
+        },
       ],
     });
 

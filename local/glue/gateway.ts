@@ -23,6 +23,10 @@ export interface Gateway {
 
 /** API Gateway's payload limit for HTTP APIs. */
 const MAX_BODY_BYTES = 10 * 1024 * 1024;
+/** Node's default, as API Gateway also caps request headers: past it, `431`. */
+const MAX_HEADER_BYTES = 16 * 1024;
+/** How much of a request's path an error message repeats. */
+const MAX_ECHOED_PATH = 200;
 
 const CORS_HEADERS = {
   'access-control-allow-headers': 'authorization, content-type, if-none-match',
@@ -63,7 +67,7 @@ const compiled: CompiledRoute[] = ROUTES.map((route) => {
  * and passes each request to the API handler as an `APIGatewayProxyEventV2`.
  */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
-  const server = createServer((req, res) => {
+  const server = createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => {
     const cors = corsHeaders(req, options.corsAllowedOrigins);
     serve(options, req, res, cors).catch((error: unknown) => {
       options.onError(error);
@@ -72,6 +76,22 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     });
   });
   server.keepAliveTimeout = 5_000;
+  // Requests Node refuses before they reach the handler (headers too large, a malformed request
+  // line) get the contract's error shape, not Node's bare status line.
+  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const [status, code, message] =
+      error.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'HeadersTooLarge', `Request headers are limited to ${MAX_HEADER_BYTES} bytes.`]
+        : [400, 'InvalidRequest', 'The request is not valid HTTP.'];
+    const body = JSON.stringify({ error: { code, message } });
+    socket.end(
+      `HTTP/1.1 ${status} ${code}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, '127.0.0.1', resolve);
@@ -103,20 +123,21 @@ async function serve(
     return;
   }
   const match = matchRoute(method, url.pathname);
+  if (match === 'malformed') {
+    refuse(res, cors, errorResult(400, 'InvalidRequest', 'The path has a malformed %-escape.'));
+    return;
+  }
   if (!match) {
-    send(res, cors, errorResult(404, 'NotFound', `No route ${method} ${url.pathname}.`));
+    const shown = url.pathname.slice(0, MAX_ECHOED_PATH);
+    refuse(res, cors, errorResult(404, 'NotFound', `No route ${method} ${shown}.`));
     return;
   }
-  const body = await readBody(req);
-  if (body === undefined) {
-    send(res, cors, errorResult(413, 'InvalidRequest', `The body is over ${MAX_BODY_BYTES} bytes.`));
-    return;
-  }
+  // The caller is authenticated before any of its body is read, as API Gateway's authorizer does.
   let sub: string | undefined;
   if (match.route.authenticated) {
     sub = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1];
     if (!sub) {
-      send(
+      refuse(
         res,
         cors,
         errorResult(
@@ -127,6 +148,12 @@ async function serve(
       );
       return;
     }
+  }
+  const declared = Number(req.headers['content-length'] ?? 0);
+  const body = declared > MAX_BODY_BYTES ? undefined : await readBody(req);
+  if (body === undefined) {
+    refuse(res, cors, errorResult(413, 'PayloadTooLarge', `The body is over ${MAX_BODY_BYTES} bytes.`));
+    return;
   }
   const event = toEvent(req, url, match, body, sub);
   send(res, cors, await options.handler(event));
@@ -139,15 +166,20 @@ function isLoopback(address: string | undefined): boolean {
   return v4.startsWith('127.') || address === '::1';
 }
 
+/** The route and its decoded path parameters; `malformed` when a parameter is not valid %-encoding. */
 function matchRoute(method: string, path: string) {
   for (const candidate of compiled) {
     if (candidate.route.method !== method) continue;
     const found = candidate.pattern.exec(path);
     if (!found) continue;
     const pathParameters: Record<string, string> = {};
-    candidate.names.forEach((name, i) => {
-      pathParameters[name] = decodeURIComponent(found[i + 1] ?? '');
-    });
+    for (const [i, name] of candidate.names.entries()) {
+      try {
+        pathParameters[name] = decodeURIComponent(found[i + 1] ?? '');
+      } catch {
+        return 'malformed' as const;
+      }
+    }
     return { route: candidate.route, pathParameters };
   }
   return undefined;
@@ -156,7 +188,7 @@ function matchRoute(method: string, path: string) {
 function toEvent(
   req: IncomingMessage,
   url: URL,
-  match: NonNullable<ReturnType<typeof matchRoute>>,
+  match: Exclude<ReturnType<typeof matchRoute>, 'malformed' | undefined>,
   body: Buffer,
   sub: string | undefined,
 ): APIGatewayProxyEventV2WithJWTAuthorizer {
@@ -239,6 +271,16 @@ function send(
   res.writeHead(result.statusCode ?? 200, headers);
   if (body) res.end(body);
   else res.end();
+}
+
+/** Answers without reading (the rest of) the body: the connection closes rather than drain it. */
+function refuse(
+  res: ServerResponse,
+  cors: Record<string, string>,
+  result: APIGatewayProxyStructuredResultV2,
+): void {
+  res.shouldKeepAlive = false;
+  send(res, cors, result);
 }
 
 function close(server: Server): Promise<void> {

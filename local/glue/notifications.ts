@@ -40,7 +40,7 @@ export function notificationBridge(options: NotificationBridgeOptions) {
     onObjectCreated(event: S3Event): void {
       for (const record of event.Records) {
         const key = decodeEventKey(record.s3.object.key);
-        if (record.s3.bucket.name !== options.bucket || !key.startsWith(options.prefix)) continue;
+        if (record.s3.bucket.name !== options.bucket || !key?.startsWith(options.prefix)) continue;
         const sending = deliver({ Records: [record] }).finally(() => inFlight.delete(sending));
         inFlight.add(sending);
       }

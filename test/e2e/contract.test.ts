@@ -220,14 +220,18 @@ describe('the API contract on the local stack', () => {
       const image = await alice.request('GET', `/v1/images/${id}`);
       const urls: string[] = image.body.variants.map((v: { url: string }) => v.url);
       for (const url of urls) expect((await fetch(url)).status).toBe(200);
-      const originalKey = `uploads/${batch.batchId}/${id}`;
-      expect(await stack.objectExists('photo-intake-uploads', originalKey)).toBe(true);
+      // The processed original is kept beside its variants; the upload key was only an inbox.
+      const uploadKey = `uploads/${batch.batchId}/${id}`;
+      expect(await stack.objectExists('photo-intake-uploads', uploadKey)).toBe(false);
+      const originalKey = image.body.variants[0].url.match(new RegExp(`/(${id}/[0-9a-f]{16}/)`))?.[1];
+      expect(originalKey).toBeDefined();
+      expect(await stack.objectExists('photo-intake-variants', `${originalKey}original`)).toBe(true);
 
       const deleted = await alice.request('DELETE', `/v1/images/${id}`);
       expect(deleted.status).toBe(204);
       expect(deleted.body).toBeUndefined();
       for (const url of urls) expect((await fetch(url)).status).toBeGreaterThanOrEqual(400);
-      expect(await stack.objectExists('photo-intake-uploads', originalKey)).toBe(false);
+      expect(await stack.objectExists('photo-intake-variants', `${originalKey}original`)).toBe(false);
       expect((await alice.request('GET', `/v1/images/${id}`)).status).toBe(404);
       expect((await alice.request('DELETE', `/v1/images/${id}`)).status).toBe(404);
       const batchAfter = await alice.request('GET', `/v1/batches/${batch.batchId}`);

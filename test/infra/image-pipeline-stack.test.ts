@@ -9,9 +9,8 @@ import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROUTES, routeKey } from '../../contract/routes.ts';
 import { TABLE_SCHEMA } from '../../functions/shared/records/schema.ts';
-import { PROCESSED_TAGS } from '../../functions/shared/storage/object-keys.ts';
+import { KEPT_ORIGINAL_TAG } from '../../functions/shared/storage/object-keys.ts';
 import { PipelineFunction } from '../../lib/constructs/pipeline-function.ts';
-import { PROCESSED_TAG } from '../../lib/constructs/storage.ts';
 import type { ImagePipelineStack } from '../../lib/image-pipeline-stack.ts';
 import { stageStack } from './cdk-app.ts';
 
@@ -160,19 +159,17 @@ describe('storage', () => {
     );
   });
 
-  it("moves processed originals (and only those) to the stage's storage class after its days", () => {
+  it("moves kept originals (and only those) to the stage's storage class after its days", () => {
     const rules = (
-      resource(stack.storage.uploadBucket).Properties.LifecycleConfiguration as { Rules: Props[] }
+      resource(stack.storage.variantsBucket).Properties.LifecycleConfiguration as { Rules: Props[] }
     ).Rules;
+    // The tag is the one the optimizer writes a kept original with, beside its variants.
     expect(rules).toContainEqual({
-      Id: 'transition-processed-originals',
-      Prefix: 'uploads/',
-      TagFilters: [{ Key: 'pipeline-state', Value: 'processed' }],
+      Id: 'transition-kept-originals',
+      TagFilters: [{ Key: KEPT_ORIGINAL_TAG.key, Value: KEPT_ORIGINAL_TAG.value }],
       Transitions: [{ StorageClass: 'STANDARD_IA', TransitionInDays: 45 }],
       Status: 'Enabled',
     });
-    // The tag is the one the optimizer puts on an original once its variants exist.
-    expect({ [PROCESSED_TAG.key]: PROCESSED_TAG.value }).toEqual(PROCESSED_TAGS);
   });
 
   it('announces only objects created under uploads/ in the upload bucket, to the work queue', () => {
@@ -652,17 +649,20 @@ describe('permissions', () => {
 
   // Each list is what the function's code calls, and nothing else (see the comments in lib/constructs).
   // PutItem/UpdateItem on the table also cover TransactWriteItems, which IAM authorizes per item.
-  it('lets the optimizer update records and read and retag originals, write and delete variants', () => {
+  it('lets the optimizer update records, read and remove uploads, write, read and delete variants', () => {
     expect(permissionsOf(stack.optimizer.function.role)).toEqual(
       [
         'dynamodb:GetItem table',
         'dynamodb:PutItem table',
         'dynamodb:UpdateItem table',
         's3:GetObject upload-bucket/uploads/*',
-        's3:PutObjectTagging upload-bucket/uploads/*',
+        's3:DeleteObject upload-bucket/uploads/*',
         's3:ListBucket upload-bucket',
+        's3:GetObject variants-bucket/*',
         's3:PutObject variants-bucket/*',
+        's3:PutObjectTagging variants-bucket/*',
         's3:DeleteObject variants-bucket/*',
+        's3:ListBucket variants-bucket',
         // The SQS event source mapping polls with the function's role (CDK's grantConsumeMessages).
         'sqs:ReceiveMessage work-queue',
         'sqs:ChangeMessageVisibility work-queue',

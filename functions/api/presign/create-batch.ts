@@ -45,41 +45,55 @@ export async function createBatch(
   const batchId = newId();
 
   const duplicates = await findDuplicates(deps, owner, validated);
-  const toUpload = validated.filter((r) => r.ok && !(r.file.sha256 && duplicates.has(r.file.sha256))).length;
-  await checkOpenUploads(deps, owner, toUpload, now);
-  await retainDuplicates(deps, owner, validated, duplicates);
-
-  const records: (ImageItem | RejectedItem)[] = validated.map((result, index) => {
-    const itemId = newId();
-    const base = { batchId, itemId, index, owner, createdAt, updatedAt: createdAt };
-    if (!result.ok) return { ...base, name: result.name, status: 'rejected', error: result.error };
-    const image = imageRecord(base, result.file, deps.uploadPrefix, expiresAt);
-    const shared = result.file.sha256 ? duplicates.get(result.file.sha256) : undefined;
-    return shared ? duplicateRecord(image, shared) : image;
-  });
-
-  // Signing is local CPU work and the write is I/O: let them overlap. No URL leaves before the
-  // records exist, since both must succeed before the response.
-  const [uploads] = await Promise.all([
-    Promise.all(
-      records.map((record) =>
-        record.status !== 'pending'
-          ? undefined
-          : deps.signer.presignPut({
-              bucket: deps.uploadBucket,
-              key: record.key,
-              contentType: record.type,
-              contentLength: record.size,
-              sha256Hex: record.sha256,
-              expiresInSeconds: deps.limits.uploadUrlTtlSeconds,
-            }),
+  let reserved = validated.filter((r) => r.ok && !(r.file.sha256 && duplicates.has(r.file.sha256))).length;
+  await reserveOpenUploads(deps, owner, reserved);
+  let records: (ImageItem | RejectedItem)[];
+  let uploads: (PresignedUpload | undefined)[];
+  try {
+    await retainDuplicates(deps, owner, validated, duplicates);
+    records = validated.map((result, index) => {
+      const itemId = newId();
+      const base = { batchId, itemId, index, owner, createdAt, updatedAt: createdAt };
+      if (!result.ok) return { ...base, name: result.name, status: 'rejected', error: result.error };
+      const image = imageRecord(base, result.file, deps.uploadPrefix, expiresAt);
+      const shared = result.file.sha256 ? duplicates.get(result.file.sha256) : undefined;
+      return shared ? duplicateRecord(image, shared) : image;
+    });
+    // A shared file deleted since it was found is uploaded after all: it needs its own reservation
+    // (taken whatever the quota, as the batch was admitted with it counted as a duplicate).
+    const pending = records.filter((record) => record.status === 'pending').length;
+    if (pending > reserved) {
+      await deps.quotas.reserveUploads(owner, pending - reserved, Number.MAX_SAFE_INTEGER);
+      reserved = pending;
+    }
+    // Signing is local CPU work and the write is I/O: let them overlap. No URL leaves before the
+    // records exist, since both must succeed before the response.
+    [uploads] = await Promise.all([
+      Promise.all(
+        records.map((record) =>
+          record.status !== 'pending'
+            ? undefined
+            : deps.signer.presignPut({
+                bucket: deps.uploadBucket,
+                key: record.key,
+                contentType: record.type,
+                contentLength: record.size,
+                sha256Hex: record.sha256,
+                expiresInSeconds: deps.limits.uploadUrlTtlSeconds,
+              }),
+        ),
       ),
-    ),
-    deps.batches.createBatch(
-      batchRecord(records, { batchId, owner, createdAt, expiresAt, callbackUrl }),
-      records,
-    ),
-  ]);
+      deps.batches.createBatch(
+        batchRecord(records, { batchId, owner, createdAt, expiresAt, callbackUrl }),
+        records,
+      ),
+    ]);
+  } catch (error) {
+    // Nothing was created, as far as the client knows: give the reservation back. Rows written
+    // before a failed write release their own when they expire; the reconciler repairs the rest.
+    await deps.quotas.releaseUploads(owner, reserved).catch(() => {});
+    throw error;
+  }
 
   return {
     batchId,
@@ -143,29 +157,21 @@ async function retainDuplicates(
   );
 }
 
-async function checkOpenUploads(
-  deps: CreateBatchDeps,
-  owner: string,
-  adding: number,
-  now: Date,
-): Promise<void> {
-  if (adding === 0) return;
-  const { count, nextExpiry } = await deps.quotas.openUploads(owner);
+/** Reserves the batch's uploads against the owner's quota of open ones, or refuses the batch (429). */
+async function reserveOpenUploads(deps: CreateBatchDeps, owner: string, adding: number): Promise<void> {
   const max = deps.limits.maxOpenUploads;
-  if (count + adding <= max) return;
-  const retryAfter = nextExpiry
-    ? Math.max(1, Math.ceil((Date.parse(nextExpiry) - now.getTime()) / 1000))
-    : 60;
+  const reservation = await deps.quotas.reserveUploads(owner, adding, max);
+  if (reservation.reserved) return;
   throw new ApiError(
     'QuotaExceeded',
-    `You have ${count} unfinished uploads and this batch adds ${adding}; the limit is ${max}. ` +
+    `You have ${reservation.open} unfinished uploads and this batch adds ${adding}; the limit is ${max}. ` +
       'Upload or abandon the files you already asked for, or send a smaller batch.',
-    { retryAfter },
+    { retryAfter: reservation.retryAfterSeconds },
   );
 }
 
 function duplicateRecord(image: ImageItem, shared: SharedFiles): ImageItem {
-  const { width, height, format, placeholder, variants } = shared;
+  const { width, height, format, placeholder, variants, originalKey } = shared;
   return {
     ...image,
     status: 'ready',
@@ -175,6 +181,7 @@ function duplicateRecord(image: ImageItem, shared: SharedFiles): ImageItem {
     format,
     placeholder,
     variants,
+    ...(originalKey ? { originalKey } : {}),
     duplicateOf: shared.imageId,
   };
 }

@@ -2,11 +2,10 @@ import type { BatchView, ImageView, UploadUrl } from '../../../contract/index.ts
 import type { StatusMoves } from '../../shared/fate/moves.ts';
 import { isId } from '../../shared/ids.ts';
 import { countsAt } from '../../shared/records/batch-row.ts';
-import type { BatchRecords, ImageRecords, SharedFileRecords } from '../../shared/records/ports.ts';
+import type { BatchRecords, ImageRecords, Quotas, SharedFileRecords } from '../../shared/records/ports.ts';
 import type { ImageItem } from '../../shared/records/types.ts';
-import { variantKey } from '../../shared/storage/object-keys.ts';
+import { imageFolder } from '../../shared/storage/object-keys.ts';
 import type { ObjectStore, UrlSigner } from '../../shared/storage/ports.ts';
-import type { VariantSpec } from '../../shared/variants.ts';
 import { ApiError, notFound } from '../errors.ts';
 import { itemState, toImageView, toItemView, weakEtag } from './views.ts';
 
@@ -19,9 +18,10 @@ export interface StatusDeps {
   objects: ObjectStore;
   uploadBucket: string;
   variantsBucket: string;
-  /** Every configured variant, to delete what a late write may leave. */
-  specs: readonly VariantSpec[];
   uploadUrlTtlSeconds: number;
+  /** Per owner: images `pending` at once (an expired image renewed counts again). */
+  maxOpenUploads: number;
+  quotas: Quotas;
   now?: () => Date;
 }
 
@@ -91,7 +91,7 @@ export async function getBatch(
         complete,
         expiresAt: batch.expiresAt,
         items: await Promise.all(items.map((item) => toItemView(item, now, variantUrl(deps)))),
-        ...(more && last ? { nextCursor: Buffer.from(last.itemId).toString('base64url') } : {}),
+        ...(more && last ? { nextCursor: encodeCursor(last.itemId) } : {}),
       };
     },
   };
@@ -113,13 +113,12 @@ export async function deleteImage(deps: StatusDeps, owner: string, imageId: stri
     const stillUsed = await deps.sharedFiles.release(owner, item.sha256, filesOf);
     if (stillUsed !== undefined && stillUsed > 0) return;
   }
-  const variantKeys = new Set([
-    ...(item.variants ?? []).map((v) => v.key),
-    ...deps.specs.map((spec) => variantKey(filesOf, spec)),
-  ]);
+  // The image's folder holds its kept original and variants, and whatever a late or losing attempt
+  // wrote; the upload key holds bytes not yet processed (or put there after). An optimizer still at
+  // work finds the record gone and removes what it writes after this.
   await Promise.all([
     deps.objects.delete(deps.uploadBucket, [item.key]),
-    deps.objects.delete(deps.variantsBucket, [...variantKeys]),
+    deps.objects.deleteUnder(deps.variantsBucket, imageFolder(filesOf)),
   ]);
 }
 
@@ -134,7 +133,24 @@ export async function renewUpload(deps: StatusDeps, owner: string, imageId: stri
 
   const now = clock(deps);
   const expiresAt = new Date(now.getTime() + deps.uploadUrlTtlSeconds * 1000).toISOString();
-  const moved = await deps.moves.reopen(item, expiresAt);
+  let moved = await deps.moves.reopen(item, expiresAt, deps.maxOpenUploads);
+  if (!moved.applied && moved.reason === 'quota') {
+    // The counter may still hold uploads whose URLs ran out: reserve against what is really open,
+    // then reopen past the counter's own limit, and hand the reservation back (the image holds one now).
+    const reservation = await deps.quotas.reserveUploads(owner, 1, deps.maxOpenUploads);
+    if (!reservation.reserved) {
+      throw new ApiError(
+        'QuotaExceeded',
+        `You have ${reservation.open} unfinished uploads, the limit; upload or abandon some first.`,
+        { retryAfter: reservation.retryAfterSeconds },
+      );
+    }
+    try {
+      moved = await deps.moves.reopen(item, expiresAt, Number.MAX_SAFE_INTEGER);
+    } finally {
+      await deps.quotas.releaseUploads(owner, 1);
+    }
+  }
   if (!moved.applied) throw moved.reason === 'missing' ? notFound('Image') : alreadyUploaded();
   const upload = await deps.signer.presignPut({
     bucket: deps.uploadBucket,
@@ -156,7 +172,14 @@ function parseLimit(raw: string | undefined): number {
   return limit;
 }
 
-function parseCursor(raw: string): string {
+/** The opaque `nextCursor` of a page that ends with this item. */
+export const encodeCursor = (itemId: string) => Buffer.from(itemId).toString('base64url');
+
+/**
+ * The item a cursor points after. Anything but a cursor this API returned is `400 InvalidRequest`;
+ * the work is bounded (a cursor is 36 characters, so longer strings are not decoded).
+ */
+export function parseCursor(raw: string): string {
   const itemId = raw.length <= 64 ? Buffer.from(raw, 'base64url').toString() : '';
   if (!isId(itemId))
     throw new ApiError('InvalidRequest', 'cursor is not one this API returned; omit it to start over.');

@@ -1,5 +1,6 @@
 import { countAttribute, fromBatchRow } from '../records/batch-row.ts';
 import { RecordsWriteError } from '../records/errors.ts';
+import { openUploadsTransactItem } from '../records/quotas.ts';
 import { batchKey, itemKey, openShard, outboxKey, TABLE_SCHEMA } from '../records/schema.ts';
 import { epochSeconds, fromRow, type RecordsTable, type Row, type TransactItem } from '../records/table.ts';
 import {
@@ -40,8 +41,12 @@ export interface StatusMoves {
   ): Promise<TransitionResult>;
   /** The one place an image reaches a final state (see `settle` below). */
   settle(image: ImageRef, outcome: Outcome): Promise<TransitionResult>;
-  /** A fresh upload URL for an image still waiting for its bytes (`pending`, or settled `expired`). */
-  reopen(image: ImageRef, uploadExpiresAt: string): Promise<TransitionResult>;
+  /**
+   * A fresh upload URL for an image still waiting for its bytes (`pending`, or settled `expired`).
+   * An `expired` image counts as open again: refused (`quota`) when the owner already has
+   * `maxOpenUploads` open.
+   */
+  reopen(image: ImageRef, uploadExpiresAt: string, maxOpenUploads: number): Promise<TransitionResult>;
   /** Takes the image out of its batch (DELETE); false when it was gone already. */
   remove(image: ImageRef): Promise<ImageItem | undefined>;
   /** Marks work as looked after now, if still in this status; false if it moved on. */
@@ -59,6 +64,8 @@ interface Plan {
   rank?: number;
   /** The batch's `settled` count moves by this much. */
   settledDelta: number;
+  /** When the move makes the image open again, the owner's most open uploads. */
+  openMax?: number;
   /** Extra batch attributes to set (and to remove). */
   batchSet?: Record<string, unknown>;
   batchRemove?: string[];
@@ -96,6 +103,8 @@ export class DynamoStatusMoves implements StatusMoves {
       if (STATUS_RANK[item.status] >= STATUS_RANK[to]) return { refuse: 'stale' };
       return {
         to,
+        // Out of `pending`: no longer one of the owner's open uploads.
+        ...(item.status === 'pending' ? { remove: ['openOwner'] } : {}),
         set:
           to === 'uploaded'
             ? { status: to, updatedAt: now, landedAt }
@@ -123,11 +132,20 @@ export class DynamoStatusMoves implements StatusMoves {
         outcome.status === 'expired' ? [] : [imageFinished(finished, time)];
       switch (outcome.status) {
         case 'ready': {
-          const { width, height, format, placeholder, variants } = outcome.facts;
+          const { width, height, format, placeholder, variants, originalKey } = outcome.facts;
           return {
             ...base,
             // A ready image is kept until deleted.
-            set: { status: 'ready', updatedAt: time, width, height, format, placeholder, variants },
+            set: {
+              status: 'ready',
+              updatedAt: time,
+              width,
+              height,
+              format,
+              placeholder,
+              variants,
+              ...(originalKey ? { originalKey } : {}),
+            },
             remove: [TABLE_SCHEMA.ttlAttribute, 'error', 'openOwner', 'openShard'],
             events: imageEvent,
           };
@@ -150,7 +168,7 @@ export class DynamoStatusMoves implements StatusMoves {
     });
   }
 
-  reopen(image: ImageRef, uploadExpiresAt: string): Promise<TransitionResult> {
+  reopen(image: ImageRef, uploadExpiresAt: string, maxOpenUploads: number): Promise<TransitionResult> {
     return this.#move(image, (item) => {
       const time = this.#table.now().toISOString();
       const batchSet = { pendingUntil: uploadExpiresAt };
@@ -170,6 +188,7 @@ export class DynamoStatusMoves implements StatusMoves {
           openShard: openShard(item.imageId),
         },
         settledDelta: -1,
+        openMax: maxOpenUploads,
         batchSet,
         batchRemove: ['completedAt'],
       };
@@ -205,6 +224,10 @@ export class DynamoStatusMoves implements StatusMoves {
           },
         ),
         ...events.map((event) => this.#outboxPut(event)),
+        // A deleted `pending` image gives its open upload back.
+        ...(item.status === 'pending'
+          ? [openUploadsTransactItem(this.#table, item.owner, -1, { lapsed: this.#lapsed(item) })]
+          : []),
       ]);
       if (applied) return item;
       await this.#table.backoff(attempt);
@@ -237,7 +260,9 @@ export class DynamoStatusMoves implements StatusMoves {
         ...(plan.events?.(updated) ?? []),
         ...(completing ? [batchCompleted(batch, item.status, plan.to, now)] : []),
       ];
-      const applied = await this.#table.transact([
+      // The owner's open uploads follow the image in and out of `pending`, in the same transaction.
+      const openDelta = (plan.to === 'pending' ? 1 : 0) - (item.status === 'pending' ? 1 : 0);
+      const items = [
         this.#imageUpdate(image, item.status, plan),
         this.#batchUpdate(
           batch,
@@ -251,11 +276,28 @@ export class DynamoStatusMoves implements StatusMoves {
           },
         ),
         ...events.map((event) => this.#outboxPut(event)),
-      ]);
-      if (applied) return { applied: true, item: updated } as const;
+      ];
+      if (openDelta !== 0) {
+        items.push(
+          openUploadsTransactItem(this.#table, item.owner, openDelta, {
+            max: plan.openMax,
+            lapsed: openDelta < 0 && this.#lapsed(item),
+          }),
+        );
+      }
+      const result = await this.#table.transactOrRefusal(items);
+      if (result.applied) return { applied: true, item: updated } as const;
+      if (openDelta > 0 && result.refused.every((index) => index === items.length - 1)) {
+        return { applied: false, reason: 'quota', item } as const;
+      }
       await this.#table.backoff(attempt);
     }
     throw new RecordsWriteError(`Could not move image ${image.imageId}: it or its batch kept changing`);
+  }
+
+  /** Whether a `pending` image's upload URL has run out (it no longer counts as open). */
+  #lapsed(item: ImageItem): boolean {
+    return Date.parse(item.uploadExpiresAt) <= this.#table.now().getTime();
   }
 
   async #read(image: ImageRef): Promise<{ item: ImageItem; batch: BatchRecord } | undefined> {

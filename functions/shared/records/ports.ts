@@ -48,11 +48,23 @@ export interface SharedFileRecords {
 }
 
 export type RateVerdict = { allowed: true } | { allowed: false; retryAfterSeconds: number };
+export type Reservation = { reserved: true } | { reserved: false; open: number; retryAfterSeconds: number };
 
 /** Per-owner limits that protect the service and its other users. */
 export interface Quotas {
-  /** Counts one request in the current window of `windowSeconds`; refuses past `limit`. */
+  /** Counts one request; refuses when the last `windowSeconds` (sliding) hold more than `limit`. */
   hit(owner: string, limit: number, windowSeconds: number): Promise<RateVerdict>;
-  /** Upload URLs issued to the owner and still open (unused and unexpired), and when the next runs out. */
-  openUploads(owner: string): Promise<{ count: number; nextExpiry: string | undefined }>;
+  /**
+   * Reserves `count` open uploads (images `pending`), atomically: refused when the owner would then
+   * have more than `max`. Each image releases its own when it leaves `pending` (see fate/moves.ts).
+   */
+  reserveUploads(owner: string, count: number, max: number): Promise<Reservation>;
+  /** Gives back a reservation whose images were never created. */
+  releaseUploads(owner: string, count: number): Promise<void>;
+}
+
+/** Heals the open-upload counters from the records (the reconciler's job). */
+export interface OpenUploadsRepair {
+  /** Recounts the counters that have been quiet for a while; returns how many were wrong. */
+  repairOpenUploads(): Promise<number>;
 }

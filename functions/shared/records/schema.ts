@@ -7,13 +7,17 @@
  *            batch partition returns the items in request order; images use their imageId)
  * - Dedup:   pk = `D#<owner>#<sha256>`, sk = `#DEDUP`: the files of an owner's ready image with
  *            that checksum, and how many images share them
- * - Rate:    pk = `R#<owner>`, sk = `<window start, epoch seconds>`: requests in that window
+ * - Rate:    pk = `R#<owner>`, sk = `#RATE`: the owner's requests, one counter per slot of the
+ *            sliding window (`s<slot number>`)
+ * - Open:    pk = `U#<shard of owner>`, sk = `<owner>`: how many of the owner's images are
+ *            `pending` (`openCount`), reserved before a batch is written and released as each
+ *            leaves `pending`; sharded so the reconciler can list every counter
  * - Outbox:  pk = `O#<shard>`, sk = `<eventId>`: an event written in the same transaction as the
  *            status move it tells of, until it is handed to the events port (fate/outbox.ts)
  * - Index `byImage` (partition `imageId`; sparse, rejected items have none) finds an image's key by
  *   id; KEYS_ONLY, so that no status move rewrites it (the item itself is then read by key).
- * - Index `byOpenUpload` (partition `openOwner`, sort `uploadExpiresAt`; sparse, only images not
- *   yet final carry `openOwner`) counts an owner's unfinished uploads for the quota.
+ * - Index `byOpenUpload` (partition `openOwner`, sort `uploadExpiresAt`; sparse, only `pending`
+ *   images carry `openOwner`): what the open-upload counter is recounted from.
  * - Index `byOpenAge` (partition `openShard`, sort `updatedAt`; sparse, only images not yet final)
  *   lets the reconciler find work that stopped moving, across owners. `OPEN_SHARDS` partitions
  *   spread the index's writes.
@@ -48,10 +52,9 @@ export const batchKey = (batchId: string) => ({ pk: `B#${batchId}`, sk: '#BATCH'
 export const batchIdOf = (pk: string) => pk.slice('B#'.length);
 export const itemKey = (batchId: string, itemId: string) => ({ pk: `B#${batchId}`, sk: `I#${itemId}` });
 export const dedupKey = (owner: string, sha256: string) => ({ pk: `D#${owner}#${sha256}`, sk: '#DEDUP' });
-export const rateKey = (owner: string, windowStart: number) => ({
-  pk: `R#${owner}`,
-  sk: String(windowStart),
-});
+export const rateKey = (owner: string) => ({ pk: `R#${owner}`, sk: '#RATE' });
+export const openCounterKey = (owner: string) => ({ pk: `U#${openShard(owner)}`, sk: owner });
+export const openCounterPartition = (shard: number) => `U#${shard}`;
 export const ITEM_SK_PREFIX = 'I#';
 export const outboxKey = (eventId: string) => ({ pk: `O#${openShard(eventId)}`, sk: eventId });
 export const outboxPartition = (shard: number) => `O#${shard}`;

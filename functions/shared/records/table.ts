@@ -164,14 +164,24 @@ export class RecordsTable {
    * conflict with a concurrent transaction is retried with backoff.
    */
   async transact(items: TransactItem[]): Promise<boolean> {
+    return (await this.transactOrRefusal(items)).applied;
+  }
+
+  /** As `transact`, and when a condition refused it, the positions of the items whose condition failed. */
+  async transactOrRefusal(
+    items: TransactItem[],
+  ): Promise<{ applied: true } | { applied: false; refused: number[] }> {
     for (let attempt = 1; ; attempt++) {
       try {
         await this.client.send(new TransactWriteCommand({ TransactItems: items }));
-        return true;
+        return { applied: true };
       } catch (error) {
         if (!(error instanceof TransactionCanceledException)) throw error;
         const codes = (error.CancellationReasons ?? []).map((reason) => reason.Code);
-        if (codes.includes('ConditionalCheckFailed')) return false;
+        if (codes.includes('ConditionalCheckFailed')) {
+          const refused = codes.flatMap((code, i) => (code === 'ConditionalCheckFailed' ? [i] : []));
+          return { applied: false, refused };
+        }
         if (attempt >= this.#maxAttempts) {
           throw new RecordsWriteError(`A transaction kept conflicting (${codes.join(', ')})`, {
             cause: error,

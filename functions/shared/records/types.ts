@@ -69,6 +69,8 @@ export interface ImageItem extends ItemBase {
   format?: string;
   placeholder?: string;
   variants?: VariantRecord[];
+  /** Once ready: the kept original in the variants bucket (see `ReadyFacts`). */
+  originalKey?: string;
   error?: ErrorInfo;
   duplicateOf?: string;
 }
@@ -107,10 +109,17 @@ export interface ReadyFacts {
   format: string;
   placeholder: string;
   variants: VariantRecord[];
+  /**
+   * The kept original in the variants bucket: the bytes the variants were made from. Absent on
+   * images made ready before originals were kept there (their original stayed at the upload key).
+   */
+  originalKey?: string;
 }
 
 /** Whether a transition was applied, or why not. */
 export type TransitionResult =
   | { applied: true; item: ImageItem }
   | { applied: false; reason: 'missing' }
-  | { applied: false; reason: 'stale'; item: ImageItem };
+  | { applied: false; reason: 'stale'; item: ImageItem }
+  /** Reopening it would take the owner past their quota of open uploads. */
+  | { applied: false; reason: 'quota'; item: ImageItem };

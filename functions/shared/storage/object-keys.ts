@@ -5,10 +5,14 @@
  */
 import { OUTPUT_FORMATS, type VariantSpec } from '../variants.ts';
 
-/** Tag every presigned upload carries; a lifecycle rule on it expires abandoned uploads. */
+/**
+ * Tag every presigned upload carries; a lifecycle rule on it (under the upload prefix) expires
+ * abandoned uploads. A re-PUT sets it again, so nothing that must be kept lives under that prefix:
+ * the upload key is only an inbox, and a processed original is kept beside its variants.
+ */
 export const INCOMING_TAG = { key: 'pipeline-state', value: 'incoming' } as const;
-/** Tags of an original that became variants: it is kept (and may move to a cheaper storage class). */
-export const PROCESSED_TAGS = { 'pipeline-state': 'processed' } as const;
+/** Tag of a kept original (beside its variants): a lifecycle rule moves these to a colder class. */
+export const KEPT_ORIGINAL_TAG = { key: 'pipeline-state', value: 'original' } as const;
 
 const ULID = '[0-9A-HJKMNP-TV-Z]{26}';
 const UPLOAD_KEY = new RegExp(`^(${ULID})/(${ULID})$`);
@@ -30,6 +34,19 @@ export function parseUploadKey(
 export const variantFileName = (spec: Pick<VariantSpec, 'name' | 'format'>) =>
   `${spec.name}.${OUTPUT_FORMATS[spec.format].extension}`;
 
-/** A variant's key in the variants bucket: one folder per image. */
-export const variantKey = (imageId: string, spec: Pick<VariantSpec, 'name' | 'format'>) =>
-  `${imageId}/${variantFileName(spec)}`;
+/**
+ * The folder, in the variants bucket, of everything made from one set of bytes of one image: its
+ * variants and the original they were made from. The folder is named after the bytes' SHA-256, so
+ * two different uploads to one URL can never mix their files, and the record names the one folder
+ * that belongs to it. `imageFolder(imageId)` holds every folder of the image.
+ */
+export const outputFolder = (imageId: string, sha256Hex: string) =>
+  `${imageFolder(imageId)}${sha256Hex.slice(0, 16)}/`;
+export const imageFolder = (imageId: string) => `${imageId}/`;
+
+/** A variant's key in the variants bucket. */
+export const variantKey = (folder: string, spec: Pick<VariantSpec, 'name' | 'format'>) =>
+  `${folder}${variantFileName(spec)}`;
+
+/** The kept original's key in the variants bucket: the bytes the variants were made from. */
+export const originalKey = (folder: string) => `${folder}original`;

@@ -22,6 +22,8 @@ export interface StoredObject {
   body: Buffer;
   contentType: string | undefined;
   size: number;
+  /** The object's ETag, without quotes. */
+  etag: string | undefined;
 }
 
 export interface ObjectHead {
@@ -34,11 +36,17 @@ export interface ObjectStore {
   get(bucket: string, key: string, maxBytes: number): Promise<StoredObject>;
   /** The object's size and age, or `undefined` when there is no such object. */
   head(bucket: string, key: string): Promise<ObjectHead | undefined>;
-  /** Replaces the object's tags (the lifecycle rules act on them). */
-  tag(bucket: string, key: string, tags: Record<string, string>): Promise<void>;
-  put(bucket: string, key: string, body: Buffer, contentType: string): Promise<void>;
+  put(
+    bucket: string,
+    key: string,
+    body: Buffer,
+    contentType: string,
+    tag?: { key: string; value: string },
+  ): Promise<void>;
   /** Removes the objects; absent keys are not an error. */
   delete(bucket: string, keys: readonly string[]): Promise<void>;
+  /** Removes every object under a prefix. */
+  deleteUnder(bucket: string, prefix: string): Promise<void>;
   /** Keys under a prefix, page by page. */
   list(bucket: string, prefix: string): AsyncIterable<string>;
 }

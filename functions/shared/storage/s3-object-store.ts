@@ -5,7 +5,6 @@ import {
   type GetObjectCommandOutput,
   HeadObjectCommand,
   PutObjectCommand,
-  PutObjectTaggingCommand,
   paginateListObjectsV2,
   type S3Client,
 } from '@aws-sdk/client-s3';
@@ -41,7 +40,12 @@ export class S3ObjectStore implements ObjectStore {
     }
     const tooLarge = () => new ObjectTooLargeError(bucket, key, maxBytes + 1, maxBytes);
     const bytes = body ? await readAtMost(body, maxBytes, tooLarge) : Buffer.alloc(0);
-    return { body: bytes, contentType: output.ContentType, size: bytes.length };
+    return {
+      body: bytes,
+      contentType: output.ContentType,
+      size: bytes.length,
+      etag: output.ETag === undefined ? undefined : output.ETag.replace(/"/g, ''),
+    };
   }
 
   async head(bucket: string, key: string): Promise<ObjectHead | undefined> {
@@ -54,7 +58,13 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async put(bucket: string, key: string, body: Buffer, contentType: string): Promise<void> {
+  async put(
+    bucket: string,
+    key: string,
+    body: Buffer,
+    contentType: string,
+    tag?: { key: string; value: string },
+  ): Promise<void> {
     await this.#client.send(
       new PutObjectCommand({
         Bucket: bucket,
@@ -62,16 +72,7 @@ export class S3ObjectStore implements ObjectStore {
         Body: body,
         ContentType: contentType,
         ContentLength: body.length,
-      }),
-    );
-  }
-
-  async tag(bucket: string, key: string, tags: Record<string, string>): Promise<void> {
-    await this.#client.send(
-      new PutObjectTaggingCommand({
-        Bucket: bucket,
-        Key: key,
-        Tagging: { TagSet: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) },
+        ...(tag ? { Tagging: new URLSearchParams({ [tag.key]: tag.value }).toString() } : {}),
       }),
     );
   }
@@ -89,6 +90,12 @@ export class S3ObjectStore implements ObjectStore {
       const failures = (output.Errors ?? []).map((e) => ({ key: e.Key ?? '', code: e.Code ?? 'Unknown' }));
       if (failures.length > 0) throw new ObjectDeleteError(bucket, failures);
     }
+  }
+
+  async deleteUnder(bucket: string, prefix: string): Promise<void> {
+    const keys: string[] = [];
+    for await (const key of this.list(bucket, prefix)) keys.push(key);
+    await this.delete(bucket, keys);
   }
 
   async *list(bucket: string, prefix: string): AsyncIterable<string> {

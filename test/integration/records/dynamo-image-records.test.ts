@@ -237,7 +237,10 @@ describe('records and status moves against a DynamoDB-compatible server', () => 
       counts: { expired: 1 },
     });
     const later = new Date(Date.now() + 120_000).toISOString();
-    expect(await moves.reopen(ref, later)).toMatchObject({ applied: true, item: { status: 'pending' } });
+    expect(await moves.reopen(ref, later, 5000)).toMatchObject({
+      applied: true,
+      item: { status: 'pending' },
+    });
     const reopened = await records.getBatch(batchId);
     expect(reopened).toMatchObject({ settled: 0, pendingUntil: later, counts: { expired: 0, pending: 1 } });
     expect(reopened?.completedAt).toBeUndefined();
