@@ -142,7 +142,7 @@ describe('storage', () => {
     const rules = (
       resource(stack.storage.uploadBucket).Properties.LifecycleConfiguration as { Rules: Props[] }
     ).Rules;
-    expect(rules).toHaveLength(3);
+    expect(rules).toHaveLength(2);
     expect(rules).toContainEqual(
       expect.objectContaining({
         AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 },
