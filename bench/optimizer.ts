@@ -12,9 +12,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp, { type Sharp } from 'sharp';
-import { configureSharp } from '../functions/shared/image/configure.ts';
-import { processImage } from '../functions/shared/image/process.ts';
-import { DEFAULT_VARIANTS, type VariantSpec } from '../functions/shared/image/variants.ts';
+import { configureSharp } from '../functions/optimizer/image/configure.ts';
+import { processImage } from '../functions/optimizer/image/process.ts';
+import { DEFAULT_VARIANTS, type VariantSpec } from '../functions/shared/variants.ts';
 
 const projectRoot = path.resolve(import.meta.dirname, '..');
 const corpusDir = path.resolve(projectRoot, '..', 'shared', 'corpus');

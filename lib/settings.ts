@@ -1,7 +1,7 @@
 import type { IConstruct } from 'constructs';
 import { z } from 'zod';
 import { DEFAULT_ACCEPTED_TYPES } from '../functions/shared/config.ts';
-import { DEFAULT_VARIANTS, VariantSpecsSchema } from '../functions/shared/image/variants.ts';
+import { DEFAULT_VARIANTS, VariantSpecsSchema } from '../functions/shared/variants.ts';
 
 /** Used when `jwtIssuer` is not in the context, so that `cdk synth` works; never deploy with it. */
 export const PLACEHOLDER_JWT_ISSUER = 'https://example.invalid/';

@@ -1,9 +1,9 @@
 import { mkdir } from 'node:fs/promises';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { startEmulators } from './emulators/index.ts';
-import { startGateway } from './gateway.ts';
-import { notificationBridge } from './notifications.ts';
-import { startPoller } from './poller.ts';
+import { startGateway } from './glue/gateway.ts';
+import { notificationBridge } from './glue/notifications.ts';
+import { startPoller } from './glue/poller.ts';
 import type { LocalSettings } from './settings.ts';
 
 export interface LocalStack {

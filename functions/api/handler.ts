@@ -1,8 +1,8 @@
 import { Logger } from '@aws-lambda-powertools/logger';
-import { createAdapters } from '../shared/adapters/index.ts';
+import { createAdapters } from '../shared/adapters.ts';
 import { getConfig } from '../shared/config.ts';
-import { type ApiDeps, type ApiEvent, handleApiRequest } from '../shared/http/api.ts';
-import { variantFileNames, variantSpecs } from '../shared/processing/variant-keys.ts';
+import { variantFileNames, variantSpecs } from '../shared/storage/object-keys.ts';
+import { type ApiDeps, type ApiEvent, handleApiRequest } from './router.ts';
 
 // Built once per process: configuration, SDK clients and adapters.
 const config = getConfig();

@@ -1,10 +1,10 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { Context, SQSEvent } from 'aws-lambda';
-import { createAdapters } from '../shared/adapters/index.ts';
+import { createAdapters } from '../shared/adapters.ts';
 import { getConfig } from '../shared/config.ts';
-import { configureSharp } from '../shared/image/configure.ts';
-import { processMessages, type QueueDeps } from '../shared/processing/process-messages.ts';
-import { variantSpecs } from '../shared/processing/variant-keys.ts';
+import { variantSpecs } from '../shared/storage/object-keys.ts';
+import { configureSharp } from './image/configure.ts';
+import { processMessages, type QueueDeps } from './process-messages.ts';
 
 // Built once per process: configuration, sharp's threads, cache and loader allow-list, SDK
 // clients and adapters.

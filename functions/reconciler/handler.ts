@@ -1,9 +1,9 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { z } from 'zod';
-import { createAdapters } from '../shared/adapters/index.ts';
-import { SqsWorkQueue } from '../shared/adapters/sqs-work-queue.ts';
+import { createAdapters } from '../shared/adapters.ts';
 import { ConfigError, getConfig } from '../shared/config.ts';
-import { type ReconcileDeps, type ReconcileReport, reconcile } from '../shared/recovery/reconcile.ts';
+import { type ReconcileDeps, type ReconcileReport, reconcile } from './reconcile.ts';
+import { SqsWorkQueue } from './sqs-work-queue.ts';
 
 // Built once per process: configuration, SDK clients and adapters.
 const config = getConfig();

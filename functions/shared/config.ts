@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { VariantSpecsSchema } from './image/variants.ts';
+import { VariantSpecsSchema } from './variants.ts';
 
 /** Content types accepted by default at the upload edge (the contract's list). */
 export const DEFAULT_ACCEPTED_TYPES = [

@@ -3,9 +3,9 @@ import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-// The tag every presigned PUT sets on an upload; the optimizer retags an original once processed.
-import { INCOMING_TAG } from '../../functions/shared/adapters/s3-url-signer.ts';
 import { TABLE_SCHEMA } from '../../functions/shared/records/schema.ts';
+// The tag every presigned PUT sets on an upload; the optimizer retags an original once processed.
+import { INCOMING_TAG } from '../../functions/shared/storage/s3-url-signer.ts';
 import { UPLOAD_PREFIX } from './function-environment.ts';
 
 /** Uploads still tagged incoming after this long were abandoned (or never processed) and are removed. */

@@ -6,7 +6,7 @@ import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { ROUTES } from '../../functions/api/routes.ts';
+import { ROUTES } from '../../contract/routes.ts';
 import type { PipelineSettings } from '../settings.ts';
 import { sharedEnvironment, toLambdaEnvironment, UPLOAD_PREFIX } from './function-environment.ts';
 import { acknowledgeObjectWildcard } from './nag-acknowledgements.ts';

@@ -14,7 +14,7 @@ import S3rver, {
 } from '@20minutes/s3rver';
 import S3Error from '@20minutes/s3rver/lib/models/error.js';
 import type { S3Event, S3EventRecord } from 'aws-lambda';
-import { encodeEventKey } from '../../functions/shared/processing/s3-notifications.ts';
+import { encodeEventKey } from '../../functions/shared/notify/s3-events.ts';
 
 /** Region reported in event notifications; the emulator itself has none. */
 const REGION = 'us-east-1';

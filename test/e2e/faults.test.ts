@@ -10,8 +10,8 @@ import {
 } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DynamoImageRecords } from '../../functions/shared/adapters/dynamo-image-records.ts';
-import { encodeEventKey } from '../../functions/shared/processing/s3-notifications.ts';
+import { encodeEventKey } from '../../functions/shared/notify/s3-events.ts';
+import { DynamoImageRecords } from '../../functions/shared/records/image-records.ts';
 import type { ImageItem } from '../../functions/shared/records/types.ts';
 import { readLocalSettings } from '../../local/settings.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';

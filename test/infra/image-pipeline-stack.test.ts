@@ -6,7 +6,7 @@ import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import nag from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROUTES, routeKey } from '../../functions/api/routes.ts';
+import { ROUTES, routeKey } from '../../contract/routes.ts';
 import { TABLE_SCHEMA } from '../../functions/shared/records/schema.ts';
 import { ImagePipelineStack } from '../../lib/image-pipeline-stack.ts';
 import { settingsFromContext } from '../../lib/settings.ts';

@@ -5,7 +5,7 @@ import type { CfnElement } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_ACCEPTED_TYPES } from '../../functions/shared/config.ts';
-import { DEFAULT_VARIANTS } from '../../functions/shared/image/variants.ts';
+import { DEFAULT_VARIANTS } from '../../functions/shared/variants.ts';
 import { ImagePipelineStack } from '../../lib/image-pipeline-stack.ts';
 import {
   checkReconcileSettings,

@@ -1,5 +1,5 @@
-import type { ImageFailureCode } from '../image/errors.ts';
-import type { VariantFormat } from '../image/variants.ts';
+import type { ImageFailureCode } from '../../optimizer/image/errors.ts';
+import type { VariantFormat } from '../variants.ts';
 
 /** An image's life: it never moves backwards (see `STATUS_RANK`). */
 export type ImageStatus = 'pending' | 'uploaded' | 'processing' | 'ready' | 'failed' | 'expired';

@@ -1,9 +1,9 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DynamoImageRecords } from '../../../functions/shared/adapters/dynamo-image-records.ts';
 import { newId } from '../../../functions/shared/ids.ts';
 import { RecordsWriteError } from '../../../functions/shared/records/errors.ts';
+import { DynamoImageRecords } from '../../../functions/shared/records/image-records.ts';
 import type { BatchItem, ImageItem } from '../../../functions/shared/records/types.ts';
 import { ensureTable, startDynamoServer } from '../../../local/emulators/dynamodb.ts';
 import {

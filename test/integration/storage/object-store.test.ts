@@ -7,7 +7,7 @@ import {
   ObjectNotFoundError,
   ObjectTooLargeError,
   S3ObjectStore,
-} from '../../../functions/shared/adapters/s3-object-store.ts';
+} from '../../../functions/shared/storage/s3-object-store.ts';
 import { type S3Server, startS3Server } from '../../../local/emulators/s3.ts';
 import { localS3Client } from '../../support/local-clients.ts';
 

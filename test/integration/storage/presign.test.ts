@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { S3Event } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { S3ObjectStore } from '../../../functions/shared/adapters/s3-object-store.ts';
-import { S3UrlSigner } from '../../../functions/shared/adapters/s3-url-signer.ts';
-import type { PresignedUpload, PresignPutRequest } from '../../../functions/shared/ports.ts';
+import type { PresignedUpload, PresignPutRequest } from '../../../functions/shared/records/ports.ts';
+import { S3ObjectStore } from '../../../functions/shared/storage/s3-object-store.ts';
+import { S3UrlSigner } from '../../../functions/shared/storage/s3-url-signer.ts';
 import { type S3Server, startS3Server } from '../../../local/emulators/s3.ts';
 import { localS3Client } from '../../support/local-clients.ts';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ApiError } from '../../../functions/shared/errors.ts';
-import { validateUploadRequest } from '../../../functions/shared/uploads/validate.ts';
+import { ApiError } from '../../../functions/api/errors.ts';
+import { validateUploadRequest } from '../../../functions/api/presign/validate.ts';
 
 const limits = { maxFilesPerBatch: 3, maxBytes: 1000, acceptedTypes: ['image/jpeg', 'image/png'] };
 const good = { name: 'IMG_1.jpg', type: 'image/jpeg', size: 10 };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { effectiveStatus, etagMatches, itemState, weakEtag } from '../../../functions/api/status/views.ts';
 import type { ImageItem } from '../../../functions/shared/records/types.ts';
-import { effectiveStatus, etagMatches, itemState, weakEtag } from '../../../functions/shared/status/views.ts';
 
 const pending: ImageItem = {
   batchId: '01J0000000000000000000000A',

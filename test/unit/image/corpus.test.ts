@@ -1,10 +1,10 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import sharp, { type Metadata } from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { configureSharp } from '../../../functions/shared/image/configure.ts';
-import { ImageError } from '../../../functions/shared/image/errors.ts';
-import { type ProcessedImage, processImage } from '../../../functions/shared/image/process.ts';
-import { DEFAULT_VARIANTS, type VariantSpec } from '../../../functions/shared/image/variants.ts';
+import { configureSharp } from '../../../functions/optimizer/image/configure.ts';
+import { ImageError } from '../../../functions/optimizer/image/errors.ts';
+import { type ProcessedImage, processImage } from '../../../functions/optimizer/image/process.ts';
+import { DEFAULT_VARIANTS, type VariantSpec } from '../../../functions/shared/variants.ts';
 import { corpusDir, corpusFile, expectations } from '../../support/corpus.ts';
 
 const LIMITS = { maxInputPixels: 100_000_000, maxFrames: 200, timeoutMs: 20_000 };

@@ -2,16 +2,16 @@ import { readFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { thumbHashToRGBA } from 'thumbhash';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { configureSharp } from '../../../functions/shared/image/configure.ts';
-import { ImageError } from '../../../functions/shared/image/errors.ts';
-import { type ProcessLimits, processImage } from '../../../functions/shared/image/process.ts';
-import { rawToTiff } from '../../../functions/shared/image/raw-tiff.ts';
+import { configureSharp } from '../../../functions/optimizer/image/configure.ts';
+import { ImageError } from '../../../functions/optimizer/image/errors.ts';
+import { type ProcessLimits, processImage } from '../../../functions/optimizer/image/process.ts';
+import { rawToTiff } from '../../../functions/optimizer/image/raw-tiff.ts';
 import {
   DEFAULT_VARIANTS,
   type VariantSpec,
   VariantSpecSchema,
   VariantSpecsSchema,
-} from '../../../functions/shared/image/variants.ts';
+} from '../../../functions/shared/variants.ts';
 import { corpusFile } from '../../support/corpus.ts';
 
 const LIMITS: ProcessLimits = { maxInputPixels: 100_000_000, maxFrames: 200, timeoutMs: 20_000 };

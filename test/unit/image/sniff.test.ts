@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { configureSharp } from '../../../functions/shared/image/configure.ts';
-import { ImageError } from '../../../functions/shared/image/errors.ts';
-import { processImage } from '../../../functions/shared/image/process.ts';
-import { sniffFormat } from '../../../functions/shared/image/sniff.ts';
-import { DEFAULT_VARIANTS } from '../../../functions/shared/image/variants.ts';
+import { configureSharp } from '../../../functions/optimizer/image/configure.ts';
+import { ImageError } from '../../../functions/optimizer/image/errors.ts';
+import { processImage } from '../../../functions/optimizer/image/process.ts';
+import { sniffFormat } from '../../../functions/optimizer/image/sniff.ts';
+import { DEFAULT_VARIANTS } from '../../../functions/shared/variants.ts';
 import { corpusFile } from '../../support/corpus.ts';
 
 const LIMITS = { maxInputPixels: 100_000_000, maxFrames: 200, timeoutMs: 20_000 };

@@ -9,10 +9,10 @@ import {
   paginateListObjectsV2,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { ObjectDeleteError, ObjectNotFoundError, ObjectTooLargeError } from '../object-errors.ts';
-import type { ObjectHead, ObjectStore, StoredObject } from '../ports.ts';
+import type { ObjectHead, ObjectStore, StoredObject } from '../records/ports.ts';
+import { ObjectDeleteError, ObjectNotFoundError, ObjectTooLargeError } from './errors.ts';
 
-export { ObjectDeleteError, ObjectNotFoundError, ObjectTooLargeError } from '../object-errors.ts';
+export { ObjectDeleteError, ObjectNotFoundError, ObjectTooLargeError } from './errors.ts';
 
 /** The most keys one DeleteObjects request takes. */
 const DELETE_BATCH = 1000;

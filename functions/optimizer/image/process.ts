@@ -5,6 +5,7 @@ import sharp, {
   type Sharp,
   type SharpOptions,
 } from 'sharp';
+import { CONTENT_TYPES, type VariantFormat, type VariantSpec } from '../../shared/variants.ts';
 import { restrictLoaders } from './configure.ts';
 import { ImageError } from './errors.ts';
 import { inputError, type ProcessLimits, readHeader, type SourceHeader } from './header.ts';
@@ -12,7 +13,6 @@ import { type DecodedSource, decodeHevcHeif } from './heic.ts';
 import { thumbHashOf } from './placeholder.ts';
 import { rawToTiff } from './raw-tiff.ts';
 import { type SourceFormat, sniffFormat } from './sniff.ts';
-import { CONTENT_TYPES, type VariantFormat, type VariantSpec } from './variants.ts';
 
 export type { ProcessLimits } from './header.ts';
 export type { SourceFormat } from './sniff.ts';

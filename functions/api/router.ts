@@ -2,12 +2,12 @@ import type {
   APIGatewayProxyEventV2WithJWTAuthorizer,
   APIGatewayProxyStructuredResultV2 as ApiResult,
 } from 'aws-lambda';
-import { ApiError } from '../errors.ts';
-import type { Quotas } from '../ports.ts';
-import { RecordsWriteError } from '../records/errors.ts';
-import { deleteImage, getBatch, getImage, type StatusDeps, type Tagged } from '../status/queries.ts';
-import { etagMatches } from '../status/views.ts';
-import { type CreateBatchDeps, createBatch } from '../uploads/create-batch.ts';
+import { RecordsWriteError } from '../shared/records/errors.ts';
+import type { Quotas } from '../shared/records/ports.ts';
+import { ApiError } from './errors.ts';
+import { type CreateBatchDeps, createBatch } from './presign/create-batch.ts';
+import { deleteImage, getBatch, getImage, type StatusDeps, type Tagged } from './status/queries.ts';
+import { etagMatches } from './status/views.ts';
 
 export interface ApiDeps {
   uploads: CreateBatchDeps;

@@ -3,7 +3,7 @@ import { formatUrl } from '@aws-sdk/core/util';
 import { S3RequestPresigner } from '@aws-sdk/s3-request-presigner';
 import { getEndpointFromInstructions } from '@smithy/core/endpoints';
 import { HttpRequest } from '@smithy/core/protocols';
-import type { PresignedUpload, PresignPutRequest, UrlSigner } from '../ports.ts';
+import type { PresignedUpload, PresignPutRequest, UrlSigner } from '../records/ports.ts';
 
 /** Tag every presigned upload must carry; a lifecycle rule on this tag expires abandoned uploads
  * (so whatever keeps an original must retag or copy it). */

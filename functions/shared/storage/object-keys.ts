@@ -1,5 +1,5 @@
 import type { Config } from '../config.ts';
-import { DEFAULT_VARIANTS, type VariantFormat, type VariantSpec } from '../image/variants.ts';
+import { DEFAULT_VARIANTS, type VariantFormat, type VariantSpec } from '../variants.ts';
 
 const EXTENSIONS: Record<VariantFormat, string> = { webp: 'webp', jpeg: 'jpg', avif: 'avif' };
 

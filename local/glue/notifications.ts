@@ -1,6 +1,6 @@
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { S3Event } from 'aws-lambda';
-import { decodeEventKey } from '../functions/shared/processing/s3-notifications.ts';
+import { decodeEventKey } from '../../functions/shared/notify/s3-events.ts';
 
 export interface NotificationBridgeOptions {
   sqs: SQSClient;

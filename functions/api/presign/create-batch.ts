@@ -1,7 +1,13 @@
+import { newId } from '../../shared/ids.ts';
+import type {
+  ImageRecords,
+  PresignedUpload,
+  Quotas,
+  SharedFiles,
+  UrlSigner,
+} from '../../shared/records/ports.ts';
+import type { ErrorInfo, ImageItem, RejectedItem } from '../../shared/records/types.ts';
 import { ApiError } from '../errors.ts';
-import { newId } from '../ids.ts';
-import type { ImageRecords, PresignedUpload, Quotas, SharedFiles, UrlSigner } from '../ports.ts';
-import type { ErrorInfo, ImageItem, RejectedItem } from '../records/types.ts';
 import {
   type FileRequest,
   type UploadLimits,

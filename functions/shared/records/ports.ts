@@ -60,7 +60,7 @@ import type {
   ReadyFacts,
   StoredImageStatus,
   TransitionResult,
-} from './records/types.ts';
+} from './types.ts';
 
 /** Enough of an image to address it and to index it for dedup. */
 export type ImageRef = Pick<ImageItem, 'batchId' | 'imageId' | 'owner' | 'sha256'>;

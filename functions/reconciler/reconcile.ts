@@ -1,6 +1,6 @@
-import type { ImageRecords, ObjectStore, WorkQueue } from '../ports.ts';
-import { parseUploadKey } from '../processing/process-upload.ts';
-import type { ImageItem } from '../records/types.ts';
+import { parseUploadKey } from '../optimizer/process-upload.ts';
+import type { ImageRecords, ObjectStore, WorkQueue } from '../shared/records/ports.ts';
+import type { ImageItem } from '../shared/records/types.ts';
 
 export interface ReconcileDeps {
   records: ImageRecords;

@@ -1,6 +1,6 @@
 import { type DynamoDBDocumentClient, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import type { Quotas, RateVerdict } from '../ports.ts';
-import { rateKey, TABLE_SCHEMA } from '../records/schema.ts';
+import type { Quotas, RateVerdict } from './ports.ts';
+import { rateKey, TABLE_SCHEMA } from './schema.ts';
 
 /**
  * Quotas kept in the records table: a fixed-window request counter per owner (one conditional-free

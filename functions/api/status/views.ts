@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { BatchItem, ErrorInfo, ImageItem, ItemStatus } from '../records/types.ts';
+import type { BatchItem, ErrorInfo, ImageItem, ItemStatus } from '../../shared/records/types.ts';
 
 export interface VariantView {
   name: string;

@@ -1,7 +1,7 @@
+import { isId } from '../../shared/ids.ts';
+import type { ImageRecords, ObjectStore, UrlSigner } from '../../shared/records/ports.ts';
+import { FINAL_STATUSES, type ItemStatus } from '../../shared/records/types.ts';
 import { ApiError, notFound } from '../errors.ts';
-import { isId } from '../ids.ts';
-import type { ImageRecords, ObjectStore, UrlSigner } from '../ports.ts';
-import { FINAL_STATUSES, type ItemStatus } from '../records/types.ts';
 import {
   effectiveStatus,
   type ImageView,

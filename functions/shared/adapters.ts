@@ -1,9 +1,9 @@
-import { createClients } from '../clients.ts';
-import type { Config } from '../config.ts';
-import { DynamoImageRecords } from './dynamo-image-records.ts';
-import { DynamoQuotas } from './dynamo-quotas.ts';
-import { S3ObjectStore } from './s3-object-store.ts';
-import { S3UrlSigner } from './s3-url-signer.ts';
+import { createClients } from './clients.ts';
+import type { Config } from './config.ts';
+import { DynamoImageRecords } from './records/image-records.ts';
+import { DynamoQuotas } from './records/quotas.ts';
+import { S3ObjectStore } from './storage/s3-object-store.ts';
+import { S3UrlSigner } from './storage/s3-url-signer.ts';
 
 /**
  * The SDK clients and the adapters over them, for one process. Building them does no I/O, so each

@@ -1,5 +1,5 @@
 import type { S3Event } from 'aws-lambda';
-import type { UploadedObject } from './process-upload.ts';
+import type { UploadedObject } from '../../optimizer/process-upload.ts';
 
 /**
  * The created objects an SQS message body names. S3 sends a `s3:TestEvent` when a notification is

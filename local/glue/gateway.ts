@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEventV2WithJWTAuthorizer, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { ROUTES, type RouteDefinition, routeKey } from '../functions/api/routes.ts';
+import { ROUTES, type RouteDefinition, routeKey } from '../../contract/routes.ts';
 
 export interface GatewayOptions {
   port: number;

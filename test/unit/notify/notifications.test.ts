@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseUploadKey } from '../../../functions/shared/processing/process-upload.ts';
-import { objectsInNotification } from '../../../functions/shared/processing/s3-notifications.ts';
+import { parseUploadKey } from '../../../functions/optimizer/process-upload.ts';
+import { objectsInNotification } from '../../../functions/shared/notify/s3-events.ts';
 
 const event = (key: string, eventName = 'ObjectCreated:Put') =>
   JSON.stringify({ Records: [{ eventName, s3: { bucket: { name: 'uploads-bucket' }, object: { key } } }] });

@@ -1,7 +1,7 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { objectsInNotification } from '../shared/notify/s3-events.ts';
 import { markLanded, type ProcessingDeps, parseUploadKey, processUpload } from './process-upload.ts';
-import { objectsInNotification } from './s3-notifications.ts';
 
 export interface QueueDeps extends ProcessingDeps {
   /** The queue's maxReceiveCount: past it the message would go to the DLQ. */

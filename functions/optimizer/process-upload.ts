@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
-import { ImageError } from '../image/errors.ts';
-import { type ProcessLimits, processImage } from '../image/process.ts';
-import type { VariantSpec } from '../image/variants.ts';
-import { ObjectNotFoundError, ObjectTooLargeError } from '../object-errors.ts';
-import type { ImageRecords, ObjectStore, StoredObject } from '../ports.ts';
-import type { ErrorInfo, ImageItem, VariantRecord } from '../records/types.ts';
-import { variantKey } from './variant-keys.ts';
+import type { ImageRecords, ObjectStore, StoredObject } from '../shared/records/ports.ts';
+import type { ErrorInfo, ImageItem, VariantRecord } from '../shared/records/types.ts';
+import { ObjectNotFoundError, ObjectTooLargeError } from '../shared/storage/errors.ts';
+import { variantKey } from '../shared/storage/object-keys.ts';
+import type { VariantSpec } from '../shared/variants.ts';
+import { ImageError } from './image/errors.ts';
+import { type ProcessLimits, processImage } from './image/process.ts';
 
 export interface ProcessingDeps {
   records: ImageRecords;

@@ -10,8 +10,8 @@ import {
   QueryCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import type { BatchPage, ImageRecords, ImageRef, SharedFiles } from '../ports.ts';
-import { RecordsWriteError } from '../records/errors.ts';
+import { RecordsWriteError } from './errors.ts';
+import type { BatchPage, ImageRecords, ImageRef, SharedFiles } from './ports.ts';
 import {
   batchKey,
   dedupKey,
@@ -20,7 +20,7 @@ import {
   OPEN_SHARDS,
   openShard,
   TABLE_SCHEMA,
-} from '../records/schema.ts';
+} from './schema.ts';
 import {
   type BatchItem,
   type BatchRecord,
@@ -30,7 +30,7 @@ import {
   STATUS_RANK,
   type StoredImageStatus,
   type TransitionResult,
-} from '../records/types.ts';
+} from './types.ts';
 
 export interface DynamoImageRecordsOptions {
   tableName: string;

@@ -1,7 +1,7 @@
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { INCOMING_TAG, S3UrlSigner } from '../../../functions/shared/adapters/s3-url-signer.ts';
+import { INCOMING_TAG, S3UrlSigner } from '../../../functions/shared/storage/s3-url-signer.ts';
 
 const credentials = {
   accessKeyId: 'AKIDEXAMPLE',
