@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEventV2WithJWTAuthorizer, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { uploaderPage } from '../../client/web/build.ts';
 import { ROUTES, type RouteDefinition, routeKey } from '../../contract/routes.ts';
 
 export interface GatewayOptions {
@@ -71,6 +72,10 @@ async function serve(options: GatewayOptions, req: IncomingMessage, res: ServerR
     res.writeHead(204, CORS_HEADERS).end();
     return;
   }
+  if (method === 'GET' && url.pathname === '/') {
+    await serveUploaderPage(res);
+    return;
+  }
   const match = matchRoute(method, url.pathname);
   if (!match) {
     send(res, errorResult(404, 'NotFound', `No route ${method} ${url.pathname}.`));
@@ -98,6 +103,12 @@ async function serve(options: GatewayOptions, req: IncomingMessage, res: ServerR
   }
   const event = toEvent(req, url, match, body, sub);
   send(res, await options.handler(event));
+}
+
+/** `GET /`: the web uploader (client/web), built from the client library on first request. */
+async function serveUploaderPage(res: ServerResponse): Promise<void> {
+  const html = await uploaderPage();
+  res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache' }).end(html);
 }
 
 function matchRoute(method: string, path: string) {
