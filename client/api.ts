@@ -67,6 +67,11 @@ export class ApiClient {
     return this.#fetch;
   }
 
+  /** `GET /v1/health`, tried once: tells quickly whether the API can be reached at all. */
+  async health(signal?: AbortSignal): Promise<void> {
+    await this.#once('GET', '/v1/health', { signal });
+  }
+
   /** The limits in force for this owner (`GET /v1/limits`); the contract's defaults on an older API. */
   async limits(signal?: AbortSignal): Promise<Limits> {
     const { status, body } = await this.#request('GET', '/v1/limits', { signal, accept: [404] });

@@ -127,6 +127,8 @@ export async function main(argv: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
   const client = createClient({ api: options.api, token: options.token });
   try {
+    // A wrong address is said at once, not after a minute of retries.
+    await client.health(controller.signal);
     return options.command === 'upload'
       ? await upload(client, options, controller.signal)
       : await status(client, options, controller.signal);
