@@ -1,12 +1,12 @@
 import type {
-  BatchItemView,
   BatchView,
-  CreateBatchRequest,
-  CreateBatchResponse,
+  CreatedBatch,
   ImageView,
+  ItemView,
   Limits,
-  RefreshUploadResponse,
-} from './contract-types.ts';
+  UploadRequest,
+  UploadUrl,
+} from '../contract/index.ts';
 import { ApiRequestError, isAbort, NetworkError } from './errors.ts';
 import { backoffDelay, DEFAULT_RETRY, parseRetryAfter, type RetryPolicy, sleep } from './retry.ts';
 
@@ -79,21 +79,21 @@ export class ApiClient {
   }
 
   /** Starts a batch: one item per file, in order, each with what to send or why it was refused. */
-  async createBatch(request: CreateBatchRequest, signal?: AbortSignal): Promise<CreateBatchResponse> {
+  async createBatch(request: UploadRequest, signal?: AbortSignal): Promise<CreatedBatch> {
     const { body } = await this.#request('POST', '/v1/uploads', { body: request, signal });
-    return body as CreateBatchResponse;
+    return body as CreatedBatch;
   }
 
   /**
    * A fresh upload URL for an image still waiting for its bytes; `undefined` when its bytes have
    * already landed (`409 AlreadyUploaded`).
    */
-  async refreshUpload(imageId: string, signal?: AbortSignal): Promise<RefreshUploadResponse | undefined> {
+  async refreshUpload(imageId: string, signal?: AbortSignal): Promise<UploadUrl | undefined> {
     const { status, body } = await this.#request('POST', `/v1/images/${encodeURIComponent(imageId)}/upload`, {
       signal,
       accept: [409],
     });
-    return status === 409 ? undefined : (body as RefreshUploadResponse);
+    return status === 409 ? undefined : (body as UploadUrl);
   }
 
   async getImage(imageId: string, signal?: AbortSignal): Promise<ImageView> {
@@ -129,7 +129,7 @@ export class ApiClient {
   async getBatch(batchId: string, options: { etag?: string; signal?: AbortSignal } = {}): Promise<BatchPage> {
     const first = await this.getBatchPage(batchId, options);
     if (first.notModified) return first;
-    const items: BatchItemView[] = [...first.view.items];
+    const items: ItemView[] = [...first.view.items];
     let cursor = first.view.nextCursor;
     while (cursor) {
       const page = await this.getBatchPage(batchId, { cursor, signal: options.signal });

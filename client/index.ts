@@ -6,14 +6,31 @@
  *   const { files, batchIds } = await client.uploadFiles(fileList, { onProgress: console.log });
  *   for (const id of batchIds) await client.waitForBatch(id);
  */
+
+import type { BatchView } from '../contract/index.ts';
 import { ApiClient, type ClientOptions } from './api.ts';
-import type { BatchView } from './contract-types.ts';
 import type { UploadInput } from './source.ts';
 import { type UploadOptions, type UploadResult, uploadFiles as upload } from './upload.ts';
 import { type WaitOptions, waitForBatch as wait } from './wait.ts';
 
+export type {
+  BatchView,
+  CreatedBatch,
+  CreatedItem,
+  ErrorBody,
+  FileRequest,
+  ImageStatus,
+  ImageView,
+  ItemStatus,
+  ItemView,
+  Limits,
+  PresignedUpload,
+  RejectedView,
+  UploadRequest,
+  UploadUrl,
+  VariantView,
+} from '../contract/index.ts';
 export { ApiClient, type BatchPage, type ClientOptions, DEFAULT_LIMITS } from './api.ts';
-export type * from './contract-types.ts';
 export {
   ApiRequestError,
   NetworkError,

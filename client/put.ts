@@ -1,11 +1,11 @@
+import type { PresignedUpload } from '../contract/index.ts';
 import { describe } from './api.ts';
-import type { UploadInstruction } from './contract-types.ts';
 import { isAbort, NetworkError, storageErrorFrom } from './errors.ts';
 import { parseRetryAfter } from './retry.ts';
 import type { NormalizedSource } from './source.ts';
 
 export interface PutRequest {
-  upload: UploadInstruction;
+  upload: PresignedUpload;
   source: NormalizedSource;
   /** Bytes of this attempt handed to the network so far. */
   onBytes: (sent: number) => void;

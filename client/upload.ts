@@ -1,5 +1,5 @@
+import type { CreatedBatch, PresignedUpload } from '../contract/index.ts';
 import type { ApiClient } from './api.ts';
-import type { CreateBatchResponse, UploadInstruction } from './contract-types.ts';
 import { ApiRequestError, isAbort, PhotoIntakeError, StorageError } from './errors.ts';
 import { defaultTransport, type PutTransport } from './put.ts';
 import { backoffDelay, sleep } from './retry.ts';
@@ -57,7 +57,7 @@ export interface SavedFile {
   batchId?: string;
   imageId?: string;
   duplicateOf?: string;
-  upload?: UploadInstruction;
+  upload?: PresignedUpload;
   expiresAt?: string;
   /** A PUT was started with this URL: its bytes may have landed. */
   sent?: boolean;
@@ -74,7 +74,7 @@ export interface UploadOptions {
   /** Every change of a file's status, and its bytes while uploading. */
   onFile?: (file: Readonly<FileOutcome>) => void;
   /** Each batch as soon as it is created (to start waiting for it while the rest uploads). */
-  onBatch?: (batch: CreateBatchResponse) => void;
+  onBatch?: (batch: CreatedBatch) => void;
   /** The state a previous run saved: what it finished is not done again. */
   resume?: UploadState;
   /** Called with the (live) state after every change: serialize it then to keep it. */
@@ -98,7 +98,7 @@ const MAX_REFRESHES = 5;
 interface Task extends FileOutcome {
   source: NormalizedSource;
   sha256?: string;
-  upload?: UploadInstruction;
+  upload?: PresignedUpload;
   expiresAt?: string;
   /** Ask the API for a fresh URL (which also tells whether the bytes already landed) before a PUT. */
   needsRefresh: boolean;
@@ -196,26 +196,18 @@ class UploadRun {
           const task = chunk[item.index];
           if (!task) continue;
           task.batchId = created.batchId;
-          if (item.imageId) task.imageId = item.imageId;
           if (item.status === 'rejected') {
-            this.#finish(
-              task,
-              'rejected',
-              item.error ?? { code: 'Rejected', message: 'Refused by the API.' },
-            );
-          } else if (item.duplicateOf || item.status === 'ready') {
-            if (item.duplicateOf) task.duplicateOf = item.duplicateOf;
+            this.#finish(task, 'rejected', item.error);
+          } else if (item.status === 'ready') {
+            task.imageId = item.imageId;
+            task.duplicateOf = item.duplicateOf;
             this.#finish(task, 'ready');
-          } else if (item.upload) {
+          } else {
+            task.imageId = item.imageId;
             task.upload = item.upload;
             task.expiresAt = created.expiresAt;
             this.#setStatus(task, 'pending');
             puts.push(this.#schedule(task));
-          } else {
-            this.#finish(task, 'failed', {
-              code: 'NoUploadUrl',
-              message: `The API gave no upload for item ${item.index}.`,
-            });
           }
         }
         this.#saveState();

@@ -1,5 +1,5 @@
+import type { BatchView } from '../contract/index.ts';
 import type { ApiClient } from './api.ts';
-import type { BatchView } from './contract-types.ts';
 import { isAbort, PhotoIntakeError } from './errors.ts';
 import { sleep } from './retry.ts';
 

@@ -6,8 +6,37 @@ import { z } from 'zod';
  * The local stack's own settings (the handlers read theirs through functions/shared/config.ts).
  * The one place the local runner reads its environment.
  */
+const port = z.coerce.number().int().min(0).max(65_535);
+
 const LocalEnvSchema = z.object({
-  PORT: z.coerce.number().int().min(0).max(65_535).default(3000),
+  PORT: port.default(3000),
+  /** The local storage endpoint's port: `PORT + 1` by default (a free one when `PORT` is 0). */
+  S3_PORT: port.optional(),
+  /**
+   * Origins whose pages may call the API and the storage endpoint (CORS), comma-separated, or `*`
+   * for any. Any by default: the servers listen on loopback only.
+   */
+  CORS_ALLOWED_ORIGINS: z
+    .string()
+    .default('*')
+    .transform((s) =>
+      s
+        .split(',')
+        .map((origin) => origin.trim())
+        .filter(Boolean),
+    )
+    .pipe(
+      z
+        .array(
+          z.union([
+            z.literal('*'),
+            z.url().refine((origin) => new URL(origin).origin === origin, {
+              message: 'an origin is scheme://host[:port], with no path or trailing slash',
+            }),
+          ]),
+        )
+        .min(1),
+    ),
   DATA_DIR: z.string().min(1).default('.data'),
   /** Optimizer invocations at once; each works on one image at a time. */
   OPTIMIZER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(availableParallelism()),
@@ -22,6 +51,9 @@ const LocalEnvSchema = z.object({
 
 export interface LocalSettings {
   port: number;
+  /** The storage endpoint's port; 0 picks a free one. */
+  s3Port: number;
+  corsAllowedOrigins: readonly string[];
   dataDir: string;
   optimizerConcurrency: number;
   visibilityTimeoutSeconds: number;
@@ -35,8 +67,15 @@ export function readLocalSettings(env: Record<string, string | undefined> = proc
   const result = LocalEnvSchema.safeParse(env);
   if (!result.success) throw new Error(`Invalid local stack settings:\n${z.prettifyError(result.error)}`);
   const e = result.data;
+  const s3Port = e.S3_PORT ?? (e.PORT === 0 ? 0 : e.PORT + 1);
+  if (s3Port > 65_535) throw new Error(`Invalid local stack settings: PORT + 1 is no port; set S3_PORT.`);
+  if (s3Port !== 0 && s3Port === e.PORT) {
+    throw new Error(`Invalid local stack settings: S3_PORT must differ from PORT (both ${s3Port}).`);
+  }
   return {
     port: e.PORT,
+    s3Port,
+    corsAllowedOrigins: e.CORS_ALLOWED_ORIGINS,
     dataDir: path.resolve(e.DATA_DIR),
     optimizerConcurrency: e.OPTIMIZER_CONCURRENCY,
     visibilityTimeoutSeconds: e.QUEUE_VISIBILITY_TIMEOUT_SECONDS,

@@ -1,6 +1,9 @@
 import { mkdir } from 'node:fs/promises';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import { createAdapters } from '../functions/shared/adapters.ts';
+import { getConfig } from '../functions/shared/config.ts';
 import { startEmulators } from './emulators/index.ts';
+import { fileEventSink, startOutboxRelay } from './glue/events.ts';
 import { startGateway } from './glue/gateway.ts';
 import { notificationBridge } from './glue/notifications.ts';
 import { startPoller } from './glue/poller.ts';
@@ -13,6 +16,8 @@ export interface LocalStack {
   sqsEndpoint: string;
   queueUrl: string;
   dlqUrl: string;
+  /** The events port: every recorded event, once, as it is handed on. */
+  events: Awaited<ReturnType<typeof fileEventSink>>;
   /** Stops taking requests and messages, finishes work in flight, and closes the servers. */
   stop(): Promise<void>;
 }
@@ -56,6 +61,8 @@ export async function startLocalStack(
     dlqName: NAMES.dlq,
     visibilityTimeoutSeconds: settings.visibilityTimeoutSeconds,
     maxReceiveCount: settings.maxReceiveCount,
+    s3Port: settings.s3Port,
+    corsAllowedOrigins: settings.corsAllowedOrigins,
   });
 
   const region = 'us-east-1';
@@ -118,6 +125,10 @@ export async function startLocalStack(
     onError('reconciler'),
   );
 
+  // The events port: what the deployed outbox stream hands to EventBridge and webhooks.
+  const events = await fileEventSink(settings.dataDir);
+  const relay = startOutboxRelay(createAdapters(getConfig()).table, events, 250, onError('events'));
+
   const poller = startPoller({
     sqs,
     queueUrl: emulators.queueUrl,
@@ -129,7 +140,12 @@ export async function startLocalStack(
     functionTimeoutMs: settings.processingTimeoutMs * 1.5,
     onError: onError('optimizer'),
   });
-  const gateway = await startGateway({ port: settings.port, handler: api.handler, onError: onError('api') });
+  const gateway = await startGateway({
+    port: settings.port,
+    corsAllowedOrigins: settings.corsAllowedOrigins,
+    handler: api.handler,
+    onError: onError('api'),
+  });
 
   return {
     apiUrl: gateway.url,
@@ -138,11 +154,13 @@ export async function startLocalStack(
     sqsEndpoint: emulators.sqsEndpoint,
     queueUrl: emulators.queueUrl,
     dlqUrl: emulators.dlqUrl,
+    events,
     async stop() {
       await gateway.stop();
       await bridge.drain();
       await reconciling.stop();
       await poller.stop();
+      await relay.stop();
       sqs.destroy();
       await emulators.stop();
     },

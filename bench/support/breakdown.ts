@@ -12,9 +12,12 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { createBatch } from '../../functions/api/presign/create-batch.ts';
 import { getBatch } from '../../functions/api/status/queries.ts';
+import { DynamoStatusMoves } from '../../functions/shared/fate/moves.ts';
 import { DynamoImageRecords } from '../../functions/shared/records/image-records.ts';
-import type { ObjectStore } from '../../functions/shared/records/ports.ts';
 import { DynamoQuotas } from '../../functions/shared/records/quotas.ts';
+import { DynamoSharedFiles } from '../../functions/shared/records/shared-files.ts';
+import { RecordsTable } from '../../functions/shared/records/table.ts';
+import type { ObjectStore } from '../../functions/shared/storage/ports.ts';
 import { S3UrlSigner } from '../../functions/shared/storage/s3-url-signer.ts';
 import { ensureTable, startDynamoServer } from '../../local/emulators/dynamodb.ts';
 import { removeDir } from '../../test/support/stack-process.ts';
@@ -94,15 +97,19 @@ export async function apiBreakdown(iterations: number): Promise<BreakdownRow[]> 
   try {
     await ensureTable(raw, TABLE);
     const timer = new StepTimer();
-    const records = timer.wrap(
-      new DynamoImageRecords(dynamo, { tableName: TABLE, retentionSeconds: 86_400 }),
-      'records',
-      ['createBatch', 'findDuplicates', 'getBatch'],
-    );
+    const table = new RecordsTable(dynamo, { tableName: TABLE });
+    const records = timer.wrap(new DynamoImageRecords(table, { retentionSeconds: 86_400 }), 'records', [
+      'createBatch',
+      'getBatch',
+      'listItems',
+    ]);
+    const sharedFiles = timer.wrap(new DynamoSharedFiles(table), 'sharedFiles', ['find']);
+    const moves = new DynamoStatusMoves(table, { retentionSeconds: 86_400 });
     const signer = timer.wrap(new S3UrlSigner(s3), 'signer', ['presignPut', 'presignGet']);
-    const quotas = timer.wrap(new DynamoQuotas(dynamo, { tableName: TABLE }), 'quotas', ['openUploads']);
+    const quotas = timer.wrap(new DynamoQuotas(table), 'quotas', ['openUploads']);
     const uploads = {
-      records,
+      batches: records,
+      sharedFiles,
       signer,
       quotas,
       uploadBucket: 'uploads',
@@ -135,50 +142,58 @@ export async function apiBreakdown(iterations: number): Promise<BreakdownRow[]> 
 
     // A ready batch: 500 ready items with 3 variants each, written straight to the table.
     const seeded = await createBatch(uploads, 'breakdown-reader', { files: realisticFiles(500, 9999) });
-    const page = await records.getBatch(seeded.batchId);
-    for (const item of page?.items ?? []) {
+    const page = await records.listItems(seeded.batchId, { limit: 500 });
+    for (const item of page.items) {
       if (item.status !== 'pending') continue;
-      await records.markReady(item, {
-        width: 4032,
-        height: 3024,
-        format: 'jpeg',
-        placeholder: 'x'.repeat(40),
-        variants: [
-          {
-            name: 'thumb',
-            format: 'webp',
-            width: 320,
-            height: 240,
-            size: 10_000,
-            key: `${item.imageId}/thumb.webp`,
-          },
-          {
-            name: 'medium',
-            format: 'webp',
-            width: 1280,
-            height: 960,
-            size: 90_000,
-            key: `${item.imageId}/medium.webp`,
-          },
-          {
-            name: 'large',
-            format: 'jpeg',
-            width: 1440,
-            height: 1080,
-            size: 200_000,
-            key: `${item.imageId}/large.jpg`,
-          },
-        ],
+      await moves.advance(item, 'processing');
+      await moves.settle(item, {
+        status: 'ready',
+        facts: {
+          width: 4032,
+          height: 3024,
+          format: 'jpeg',
+          placeholder: 'x'.repeat(40),
+          variants: [
+            {
+              name: 'thumb',
+              format: 'webp',
+              width: 320,
+              height: 240,
+              size: 10_000,
+              key: `${item.imageId}/thumb.webp`,
+            },
+            {
+              name: 'medium',
+              format: 'webp',
+              width: 1280,
+              height: 960,
+              size: 90_000,
+              key: `${item.imageId}/medium.webp`,
+            },
+            {
+              name: 'large',
+              format: 'jpeg',
+              width: 1440,
+              height: 1080,
+              size: 200_000,
+              key: `${item.imageId}/large.jpg`,
+            },
+          ],
+        },
       });
     }
     timer.reset();
     const status = {
-      records,
+      batches: records,
+      images: records,
+      moves,
+      sharedFiles,
       signer,
       objects: {} as ObjectStore,
       uploadBucket: 'uploads',
       variantsBucket: 'variants',
-      variantFileNames: [],
+      specs: [],
+      uploadUrlTtlSeconds: 900,
     };
     for (let i = 0; i < iterations + 3; i++) {
       const started = performance.now();

@@ -11,8 +11,8 @@ import { createHash } from 'node:crypto';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import type { BatchView, ItemStatus, ItemView } from '../../contract/index.ts';
 import { describe } from '../api.ts';
-import type { BatchItemView, BatchView, ItemStatus } from '../contract-types.ts';
 import { PhotoIntakeError } from '../errors.ts';
 import { createClient, type PhotoIntakeClient } from '../index.ts';
 import { collectFiles, fileSource } from '../node.ts';
@@ -287,7 +287,7 @@ function setReport(
 const isFinalUpload = (status: string) =>
   status === 'uploaded' || status === 'ready' || status === 'rejected' || status === 'failed';
 
-const imageIdOf = (item: BatchItemView) => ('imageId' in item ? item.imageId : undefined);
+const imageIdOf = (item: ItemView) => ('imageId' in item ? item.imageId : undefined);
 
 function finalFor(batch: BatchView, ids: ReadonlySet<string>): boolean {
   const statuses = new Map<string, ItemStatus>();

@@ -1,15 +1,15 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { createAdapters } from '../shared/adapters.ts';
 import { getConfig } from '../shared/config.ts';
-import { variantFileNames, variantSpecs } from '../shared/storage/object-keys.ts';
 import { type ApiDeps, type ApiEvent, handleApiRequest } from './router.ts';
 
 // Built once per process: configuration, SDK clients and adapters.
 const config = getConfig();
-const { records, quotas, objects, signer } = createAdapters(config);
+const { records, moves, sharedFiles, quotas, objects, signer } = createAdapters(config);
 const deps: ApiDeps = {
   uploads: {
-    records,
+    batches: records,
+    sharedFiles,
     signer,
     quotas,
     uploadBucket: config.uploadBucket,
@@ -17,12 +17,28 @@ const deps: ApiDeps = {
     limits: config.limits,
   },
   status: {
-    records,
+    batches: records,
+    images: records,
+    moves,
+    sharedFiles,
     signer,
     objects,
     uploadBucket: config.uploadBucket,
     variantsBucket: config.variantsBucket,
-    variantFileNames: variantFileNames(variantSpecs(config)),
+    specs: config.processing.variants,
+    uploadUrlTtlSeconds: config.limits.uploadUrlTtlSeconds,
+  },
+  limits: {
+    maxFilesPerBatch: config.limits.maxFilesPerBatch,
+    maxBytes: config.limits.maxBytes,
+    acceptedTypes: [...config.limits.acceptedTypes],
+    uploadUrlTtlSeconds: config.limits.uploadUrlTtlSeconds,
+    variants: config.processing.variants.map(({ name, format, width, height }) => ({
+      name,
+      format,
+      width,
+      height,
+    })),
   },
   quotas,
   requestsPerMinute: config.limits.requestsPerMinute,

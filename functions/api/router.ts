@@ -2,16 +2,27 @@ import type {
   APIGatewayProxyEventV2WithJWTAuthorizer,
   APIGatewayProxyStructuredResultV2 as ApiResult,
 } from 'aws-lambda';
+import type { Limits } from '../../contract/index.ts';
+import { openApiDocument } from '../../contract/openapi.ts';
 import { RecordsWriteError } from '../shared/records/errors.ts';
 import type { Quotas } from '../shared/records/ports.ts';
 import { ApiError } from './errors.ts';
 import { type CreateBatchDeps, createBatch } from './presign/create-batch.ts';
-import { deleteImage, getBatch, getImage, type StatusDeps, type Tagged } from './status/queries.ts';
+import {
+  deleteImage,
+  getBatch,
+  getImage,
+  renewUpload,
+  type StatusDeps,
+  type Tagged,
+} from './status/queries.ts';
 import { etagMatches } from './status/views.ts';
 
 export interface ApiDeps {
   uploads: CreateBatchDeps;
   status: StatusDeps;
+  /** What `GET /v1/limits` answers. */
+  limits: Limits;
   quotas: Quotas;
   requestsPerMinute: number;
   logger: { error(message: string, ...extra: unknown[]): void };
@@ -20,6 +31,10 @@ export interface ApiDeps {
 export type ApiEvent = APIGatewayProxyEventV2WithJWTAuthorizer;
 
 const JSON_HEADERS = { 'content-type': 'application/json' };
+/** Owner ids longer than this are refused: they become part of record keys. */
+const MAX_OWNER_LENGTH = 256;
+/** Built on first request, not at cold start. */
+let openApi: string | undefined;
 // Status reads may be cached only by the client, and must be revalidated (ETag) every time.
 const REVALIDATE = { 'cache-control': 'private, no-cache' };
 
@@ -34,6 +49,14 @@ export async function handleApiRequest(deps: ApiDeps, event: ApiEvent): Promise<
 
 async function route(deps: ApiDeps, event: ApiEvent): Promise<ApiResult> {
   if (event.routeKey === 'GET /v1/health') return json(200, { status: 'ok' });
+  if (event.routeKey === 'GET /v1/openapi.json') {
+    openApi ??= JSON.stringify(openApiDocument());
+    return {
+      statusCode: 200,
+      headers: { ...JSON_HEADERS, 'cache-control': 'public, max-age=300' },
+      body: openApi,
+    };
+  }
   const owner = ownerOf(event);
   const rate = await deps.quotas.hit(owner, deps.requestsPerMinute, 60);
   if (!rate.allowed) {
@@ -52,6 +75,10 @@ async function route(deps: ApiDeps, event: ApiEvent): Promise<ApiResult> {
       const page = { limit: query.limit, cursor: query.cursor };
       return conditional(event, await getBatch(deps.status, owner, params.batchId ?? '', page));
     }
+    case 'POST /v1/images/{imageId}/upload':
+      return json(200, await renewUpload(deps.status, owner, params.imageId ?? ''));
+    case 'GET /v1/limits':
+      return json(200, deps.limits);
     case 'DELETE /v1/images/{imageId}':
       await deleteImage(deps.status, owner, params.imageId ?? '');
       return { statusCode: 204 };
@@ -65,6 +92,13 @@ function ownerOf(event: ApiEvent): string {
   const sub = event.requestContext.authorizer?.jwt?.claims?.sub;
   if (typeof sub !== 'string' || sub === '') {
     throw new ApiError('Unauthorized', 'Send Authorization: Bearer <token>.');
+  }
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point.
+  if (sub.length > MAX_OWNER_LENGTH || /[\u0000-\u001f\u007f]/.test(sub)) {
+    throw new ApiError(
+      'Unauthorized',
+      `The token's subject must be 1-${MAX_OWNER_LENGTH} printable characters.`,
+    );
   }
   return sub;
 }

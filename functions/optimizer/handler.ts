@@ -2,7 +2,6 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import type { Context, SQSEvent } from 'aws-lambda';
 import { createAdapters } from '../shared/adapters.ts';
 import { getConfig } from '../shared/config.ts';
-import { variantSpecs } from '../shared/storage/object-keys.ts';
 import { configureSharp } from './image/configure.ts';
 import { processMessages, type QueueDeps } from './process-messages.ts';
 
@@ -10,13 +9,14 @@ import { processMessages, type QueueDeps } from './process-messages.ts';
 // clients and adapters.
 const config = getConfig();
 configureSharp();
-const { records, objects } = createAdapters(config);
+const { moves, sharedFiles, objects } = createAdapters(config);
 const deps: QueueDeps = {
-  records,
+  moves,
+  sharedFiles,
   objects,
   uploadPrefix: config.uploadPrefix,
   variantsBucket: config.variantsBucket,
-  specs: variantSpecs(config),
+  specs: config.processing.variants,
   limits: config.processing,
   maxBytes: config.limits.maxBytes,
   maxReceiveCount: config.processing.maxReceiveCount,

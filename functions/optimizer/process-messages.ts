@@ -1,7 +1,8 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { objectsInNotification } from '../shared/notify/s3-events.ts';
-import { markLanded, type ProcessingDeps, parseUploadKey, processUpload } from './process-upload.ts';
+import { parseUploadKey } from '../shared/storage/object-keys.ts';
+import { markLanded, type ProcessingDeps, processUpload } from './process-upload.ts';
 
 export interface QueueDeps extends ProcessingDeps {
   /** The queue's maxReceiveCount: past it the message would go to the DLQ. */
@@ -50,9 +51,12 @@ async function handleRecord(deps: QueueDeps, record: SQSRecord): Promise<void> {
       // The last try: record that the image failed for good rather than leave it in `processing`,
       // and let the message go on to the DLQ, where operators see it.
       deps.logger.error('Giving up on an image after its last attempt', { ...ids, receives, error });
-      await deps.records.markFailed(ids.batchId, ids.imageId, {
-        code: 'ProcessingFailed',
-        message: `Processing failed ${receives} times. Upload the file again in a new batch.`,
+      await deps.moves.settle(ids, {
+        status: 'failed',
+        error: {
+          code: 'ProcessingFailed',
+          message: `Processing failed ${receives} times (the optimizer's last attempt). Upload the file again in a new batch.`,
+        },
       });
       throw error;
     }

@@ -1,14 +1,17 @@
 import { createHash } from 'node:crypto';
-import type { ImageRecords, ObjectStore, StoredObject } from '../shared/records/ports.ts';
-import type { ErrorInfo, ImageItem, VariantRecord } from '../shared/records/types.ts';
+import type { Outcome, StatusMoves } from '../shared/fate/moves.ts';
+import type { SharedFileRecords } from '../shared/records/ports.ts';
+import type { FailureInfo, ImageItem, VariantRecord } from '../shared/records/types.ts';
 import { ObjectNotFoundError, ObjectTooLargeError } from '../shared/storage/errors.ts';
-import { variantKey } from '../shared/storage/object-keys.ts';
+import { PROCESSED_TAGS, parseUploadKey, variantKey } from '../shared/storage/object-keys.ts';
+import type { ObjectStore, StoredObject } from '../shared/storage/ports.ts';
 import type { VariantSpec } from '../shared/variants.ts';
 import { ImageError } from './image/errors.ts';
 import { type ProcessLimits, processImage } from './image/process.ts';
 
 export interface ProcessingDeps {
-  records: ImageRecords;
+  moves: StatusMoves;
+  sharedFiles: SharedFileRecords;
   objects: ObjectStore;
   uploadPrefix: string;
   variantsBucket: string;
@@ -29,83 +32,87 @@ export interface UploadedObject {
 }
 
 /** What became of one uploaded object. `skipped`: nothing to do (duplicate event, unknown key). */
-export type Outcome = 'ready' | 'failed' | 'skipped';
-
-/** Tags of an original that became variants (the upload bucket expires `pipeline-state=incoming`). */
-export const PROCESSED_TAGS = { 'pipeline-state': 'processed' } as const;
-
-/** The part of an upload key the pipeline built: `<prefix><batchId>/<imageId>`. */
-export function parseUploadKey(
-  prefix: string,
-  key: string,
-): { batchId: string; imageId: string } | undefined {
-  if (!key.startsWith(prefix)) return undefined;
-  const match = /^([0-9A-Z]{26})\/([0-9A-Z]{26})$/.exec(key.slice(prefix.length));
-  return match?.[1] && match[2] ? { batchId: match[1], imageId: match[2] } : undefined;
-}
+export type ProcessResult = 'ready' | 'failed' | 'skipped';
 
 /** Records that an object landed and waits in the queue (`pending` -> `uploaded`). */
 export async function markLanded(deps: ProcessingDeps, object: UploadedObject): Promise<void> {
   const ids = parseUploadKey(deps.uploadPrefix, object.key);
-  if (ids) await deps.records.advance(ids.batchId, ids.imageId, 'uploaded');
+  if (ids) await deps.moves.advance(ids, 'uploaded');
 }
 
 /**
  * Makes the variants of one uploaded image and records the outcome. A file that can never succeed
  * ends `failed`; anything else (storage or database trouble) is thrown, for the queue to retry.
  */
-export async function processUpload(deps: ProcessingDeps, object: UploadedObject): Promise<Outcome> {
+export async function processUpload(deps: ProcessingDeps, object: UploadedObject): Promise<ProcessResult> {
   const ids = parseUploadKey(deps.uploadPrefix, object.key);
   if (!ids) {
     deps.logger.warn('Ignoring an object the pipeline did not name', { key: object.key });
     return 'skipped';
   }
-  const started = await deps.records.advance(ids.batchId, ids.imageId, 'processing');
+  const started = await deps.moves.advance(ids, 'processing');
   if (!started.applied) {
     // Deleted, never issued, or already final: a duplicate or late event changes nothing.
     deps.logger.info('Nothing to do for this event', { ...ids, reason: started.reason });
     return 'skipped';
   }
-  const image = started.item;
-  const failure = await makeVariants(deps, object, image);
-  if (failure) {
-    await deps.records.markFailed(ids.batchId, ids.imageId, failure);
-    return 'failed';
+  const outcome = await makeVariants(deps, object, started.item);
+  const done = await deps.moves.settle(ids, outcome.outcome);
+  if (done.applied && outcome.outcome.status === 'ready') {
+    // Processed originals are kept; only untouched uploads expire through the lifecycle rule.
+    await deps.objects.tag(object.bucket, object.key, PROCESSED_TAGS);
+    if (started.item.sha256) {
+      // The first ready image with this checksum lends its files to later uploads of the same bytes.
+      await deps.sharedFiles.offer(started.item.owner, {
+        sha256: started.item.sha256,
+        imageId: started.item.imageId,
+        key: started.item.key,
+        ...outcome.outcome.facts,
+      });
+    }
+  } else if (!done.applied && done.reason === 'missing' && outcome.written.length > 0) {
+    // The image was deleted while it was processed: leave nothing of it behind.
+    await deps.objects.delete(deps.variantsBucket, outcome.written);
   }
-  return 'ready';
+  return outcome.outcome.status === 'ready' ? 'ready' : 'failed';
 }
+
+const failed = (code: FailureInfo['code'], message: string) => ({
+  outcome: { status: 'failed', error: { code, message } } as Outcome,
+  written: [] as string[],
+});
 
 async function makeVariants(
   deps: ProcessingDeps,
   object: UploadedObject,
   image: ImageItem,
-): Promise<ErrorInfo | undefined> {
+): Promise<{ outcome: Outcome; written: string[] }> {
   let stored: StoredObject;
   try {
     stored = await deps.objects.get(object.bucket, object.key, deps.maxBytes);
   } catch (error) {
     if (error instanceof ObjectTooLargeError) {
-      return { code: 'TooLarge', message: `The file is over the ${deps.maxBytes}-byte limit.` };
+      return failed('TooLarge', `The file is over the ${deps.maxBytes}-byte limit.`);
     }
     if (error instanceof ObjectNotFoundError) {
-      return { code: 'ProcessingFailed', message: 'The uploaded file was removed before it was processed.' };
+      return failed('ProcessingFailed', 'The uploaded file was removed before it was processed.');
     }
     throw error;
   }
   if (stored.size !== image.size) {
-    return {
-      code: stored.size > image.size ? 'TooLarge' : 'CorruptImage',
-      message: `The stored file is ${stored.size} bytes, but ${image.size} were declared.`,
-    };
+    return failed(
+      stored.size > image.size ? 'TooLarge' : 'CorruptImage',
+      `The stored file is ${stored.size} bytes, but ${image.size} were declared.`,
+    );
   }
   if (image.sha256 && createHash('sha256').update(stored.body).digest('hex') !== image.sha256) {
-    return { code: 'ChecksumMismatch', message: 'The stored file does not match the sha256 given for it.' };
+    return failed('ChecksumMismatch', 'The stored file does not match the sha256 given for it.');
   }
   let processed: Awaited<ReturnType<typeof processImage>>;
   try {
     processed = await processImage(stored.body, deps.specs, deps.limits);
   } catch (error) {
-    if (error instanceof ImageError) return { code: error.code, message: error.message };
+    if (error instanceof ImageError) return failed(error.code, error.message);
     throw error;
   }
   const variants: VariantRecord[] = await Promise.all(
@@ -116,22 +123,9 @@ async function makeVariants(
       return { name, format, width, height, size, key };
     }),
   );
-  const done = await deps.records.markReady(image, {
-    width: processed.width,
-    height: processed.height,
-    format: processed.format,
-    placeholder: processed.placeholder,
-    variants,
-  });
-  if (done.applied) {
-    // Processed originals are kept; only untouched uploads expire through the lifecycle rule.
-    await deps.objects.tag(object.bucket, object.key, PROCESSED_TAGS);
-  } else if (done.reason === 'missing') {
-    // The image was deleted while it was processed: leave nothing of it behind.
-    await deps.objects.delete(
-      deps.variantsBucket,
-      variants.map((v) => v.key),
-    );
-  }
-  return undefined;
+  const { width, height, format, placeholder } = processed;
+  return {
+    outcome: { status: 'ready', facts: { width, height, format, placeholder, variants } },
+    written: variants.map((v) => v.key),
+  };
 }

@@ -8,9 +8,10 @@ import { SqsWorkQueue } from './sqs-work-queue.ts';
 // Built once per process: configuration, SDK clients and adapters.
 const config = getConfig();
 if (!config.queueUrl || !config.dlqUrl) throw new ConfigError('The reconciler needs QUEUE_URL and DLQ_URL.');
-const { clients, records, objects } = createAdapters(config);
+const { clients, records, moves, objects } = createAdapters(config);
 const deps: ReconcileDeps = {
   records,
+  moves,
   objects,
   queue: new SqsWorkQueue(clients.sqs, { queueUrl: config.queueUrl, dlqUrl: config.dlqUrl }),
   uploadBucket: config.uploadBucket,

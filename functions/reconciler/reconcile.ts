@@ -1,9 +1,20 @@
-import { parseUploadKey } from '../optimizer/process-upload.ts';
-import type { ImageRecords, ObjectStore, WorkQueue } from '../shared/records/ports.ts';
+import type { StatusMoves } from '../shared/fate/moves.ts';
+import type { ImageRecords } from '../shared/records/ports.ts';
 import type { ImageItem } from '../shared/records/types.ts';
+import { parseUploadKey } from '../shared/storage/object-keys.ts';
+import type { ObjectStore } from '../shared/storage/ports.ts';
+
+/** The work queue, as the reconciler uses it. */
+export interface WorkQueue {
+  /** Queues S3-notification-shaped messages for these uploaded objects. */
+  enqueue(objects: readonly { bucket: string; key: string }[]): Promise<void>;
+  /** The objects named by messages in the dead-letter queue (left there for operators). */
+  deadLetters(max: number): Promise<{ bucket: string; key: string }[]>;
+}
 
 export interface ReconcileDeps {
   records: ImageRecords;
+  moves: StatusMoves;
   objects: ObjectStore;
   queue: WorkQueue;
   uploadBucket: string;
@@ -32,7 +43,7 @@ export interface ReconcileReport {
   requeuedStuck: number;
   /** Stored objects whose S3 event never arrived, queued. */
   queuedMissedEvents: number;
-  /** Pending images whose URL ran out with nothing uploaded, no longer tracked. */
+  /** Pending images whose URL ran out with nothing uploaded, settled as `expired`. */
   closedExpired: number;
 }
 
@@ -57,9 +68,13 @@ export async function reconcile(deps: ReconcileDeps, options: ReconcileOptions):
   for (const letter of await deps.queue.deadLetters(options.maxDeadLetters)) {
     const ids = parseUploadKey(deps.uploadPrefix, letter.key);
     if (!ids) continue;
-    const failed = await deps.records.markFailed(ids.batchId, ids.imageId, {
-      code: 'ProcessingFailed',
-      message: 'Processing failed on every attempt. Upload the file again in a new batch.',
+    const failed = await deps.moves.settle(ids, {
+      status: 'failed',
+      error: {
+        code: 'ProcessingFailed',
+        message:
+          'Processing failed on every attempt (found in the dead-letter queue by the reconciler). Upload the file again in a new batch.',
+      },
     });
     if (failed.applied) report.failedFromDeadLetters++;
   }
@@ -71,21 +86,24 @@ export async function reconcile(deps: ReconcileDeps, options: ReconcileOptions):
     if (item.status === 'pending') {
       const object = await deps.objects.head(deps.uploadBucket, item.key);
       if (object && now.getTime() - object.lastModified.getTime() >= options.missedEventAfterMs) {
-        if ((await deps.records.advance(item.batchId, item.imageId, 'uploaded')).applied) {
+        if ((await deps.moves.advance(item, 'uploaded')).applied) {
           toQueue.push(item);
           report.queuedMissedEvents++;
         }
       } else if (!object && Date.parse(item.uploadExpiresAt) + LATE_UPLOAD_GRACE_MS < now.getTime()) {
-        if (await deps.records.closeExpired(item.batchId, item.imageId)) report.closedExpired++;
+        if ((await deps.moves.settle(item, { status: 'expired' })).applied) report.closedExpired++;
       }
     } else if ((item.status === 'uploaded' || item.status === 'processing') && age >= options.stuckAfterMs) {
       if ((item.attempts ?? 0) >= options.maxAttempts) {
-        const failed = await deps.records.markFailed(item.batchId, item.imageId, {
-          code: 'ProcessingFailed',
-          message: `Processing was tried ${item.attempts} times without finishing. Upload the file again.`,
+        const failed = await deps.moves.settle(item, {
+          status: 'failed',
+          error: {
+            code: 'ProcessingFailed',
+            message: `Processing was tried ${item.attempts} times without finishing (given up by the reconciler). Upload the file again.`,
+          },
         });
         if (failed.applied) report.failedAfterAttempts++;
-      } else if (await deps.records.touch(item.batchId, item.imageId, item.status)) {
+      } else if (await deps.moves.touch(item, item.status)) {
         toQueue.push(item);
         report.requeuedStuck++;
       }

@@ -1,7 +1,7 @@
 import { ReceiveMessageCommand, SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { S3Event } from 'aws-lambda';
 import { encodeEventKey, objectsInNotification } from '../shared/notify/s3-events.ts';
-import type { WorkQueue } from '../shared/records/ports.ts';
+import type { WorkQueue } from './reconcile.ts';
 
 const SEND_BATCH = 10;
 

@@ -1,7 +1,10 @@
 import { createClients } from './clients.ts';
 import type { Config } from './config.ts';
+import { DynamoStatusMoves } from './fate/moves.ts';
 import { DynamoImageRecords } from './records/image-records.ts';
 import { DynamoQuotas } from './records/quotas.ts';
+import { DynamoSharedFiles } from './records/shared-files.ts';
+import { RecordsTable } from './records/table.ts';
 import { S3ObjectStore } from './storage/s3-object-store.ts';
 import { S3UrlSigner } from './storage/s3-url-signer.ts';
 
@@ -9,15 +12,17 @@ import { S3UrlSigner } from './storage/s3-url-signer.ts';
  * The SDK clients and the adapters over them, for one process. Building them does no I/O, so each
  * handler builds the set once at module scope and uses what it needs.
  */
-export function createAdapters(config: Config) {
+export function createAdapters(config: Config, options: { now?: () => Date } = {}) {
   const clients = createClients(config);
+  const table = new RecordsTable(clients.dynamo, { tableName: config.tableName, ...options });
+  const retentionSeconds = config.limits.recordRetentionDays * 86_400;
   return {
     clients,
-    records: new DynamoImageRecords(clients.dynamo, {
-      tableName: config.tableName,
-      retentionSeconds: config.limits.recordRetentionDays * 86_400,
-    }),
-    quotas: new DynamoQuotas(clients.dynamo, { tableName: config.tableName }),
+    table,
+    records: new DynamoImageRecords(table, { retentionSeconds }),
+    moves: new DynamoStatusMoves(table, { retentionSeconds }),
+    sharedFiles: new DynamoSharedFiles(table),
+    quotas: new DynamoQuotas(table),
     objects: new S3ObjectStore(clients.s3),
     signer: new S3UrlSigner(clients.s3),
   };

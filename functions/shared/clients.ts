@@ -12,20 +12,19 @@ export interface AwsClients {
 }
 
 /**
- * Builds the SDK clients. With endpoints set (the local stack) S3 uses path-style URLs and only
- * computes checksums when an operation requires one, as S3-compatible servers expect.
+ * Builds the SDK clients. S3 computes request checksums only when an operation requires one, on AWS
+ * and locally alike: with the SDK's default (`WHEN_SUPPORTED`) a presigned PUT signs the CRC32 of
+ * the empty body it was built with, and S3 then refuses every real upload (aws-sdk-js-v3#6994).
+ * With endpoints set (the local stack) S3 uses path-style URLs and validates response checksums
+ * only when required, as S3-compatible servers expect.
  */
 export function createClients(config: Config): AwsClients {
   const { region, endpoints } = config;
   const s3 = new S3Client({
     region,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
     ...(endpoints.s3
-      ? {
-          endpoint: endpoints.s3,
-          forcePathStyle: true,
-          requestChecksumCalculation: 'WHEN_REQUIRED',
-          responseChecksumValidation: 'WHEN_REQUIRED',
-        }
+      ? { endpoint: endpoints.s3, forcePathStyle: true, responseChecksumValidation: 'WHEN_REQUIRED' }
       : {}),
   });
   const dynamo = DynamoDBDocumentClient.from(

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { VariantSpecsSchema } from './variants.ts';
+import { DEFAULT_VARIANTS, type VariantSpec, VariantSpecsSchema } from './variants.ts';
 
 /** Content types accepted by default at the upload edge (the contract's list). */
 export const DEFAULT_ACCEPTED_TYPES = [
@@ -112,7 +112,8 @@ export interface Config {
     requestsPerMinute: number;
   };
   processing: {
-    variants: z.output<typeof VariantSpecsSchema> | undefined;
+    /** The configured variant set, or the default one. */
+    variants: readonly VariantSpec[];
     maxInputPixels: number;
     maxFrames: number;
     timeoutMs: number;
@@ -151,7 +152,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       requestsPerMinute: e.REQUESTS_PER_MINUTE,
     },
     processing: {
-      variants: e.VARIANTS,
+      variants: e.VARIANTS ?? DEFAULT_VARIANTS,
       maxInputPixels: e.MAX_INPUT_PIXELS,
       maxFrames: e.MAX_FRAMES,
       timeoutMs: e.PROCESSING_TIMEOUT_MS,

@@ -1,3 +1,4 @@
+import type { AvifOptions, JpegOptions, WebpOptions } from 'sharp';
 import { z } from 'zod';
 
 const VariantSpecObject = z.object({
@@ -53,8 +54,51 @@ export const DEFAULT_VARIANTS: readonly VariantSpec[] = [
   { name: 'large', width: 1920, height: 1080, fit: 'inside', format: 'jpeg', quality: 85, effort: 1 },
 ];
 
-export const CONTENT_TYPES: Record<VariantFormat, string> = {
-  webp: 'image/webp',
-  jpeg: 'image/jpeg',
-  avif: 'image/avif',
-};
+/** What the pipeline knows of one output format; every format has one row, or nothing compiles. */
+interface OutputFormat {
+  extension: string;
+  contentType: string;
+  /** Whether an animated source stays animated in this format. */
+  animated: boolean;
+  /** Whether transparency is flattened (on white) because the format has none. */
+  flatten: boolean;
+  /** sharp's encoder options for a spec (`sharp().toFormat(format, options)`). */
+  encoder: (spec: VariantSpec) => WebpOptions | JpegOptions | AvifOptions;
+}
+
+/**
+ * The output formats. JPEG effort: 0 = libjpeg-turbo with optimised Huffman tables, 1 = mozjpeg
+ * without scan optimisation (the default), 2 = mozjpeg with it.
+ */
+export const OUTPUT_FORMATS = {
+  webp: {
+    extension: 'webp',
+    contentType: 'image/webp',
+    animated: true,
+    flatten: false,
+    encoder: (spec) => ({ quality: spec.quality, effort: spec.effort ?? 4 }),
+  },
+  jpeg: {
+    extension: 'jpg',
+    contentType: 'image/jpeg',
+    animated: false,
+    flatten: true,
+    encoder: (spec) => {
+      switch (spec.effort ?? 1) {
+        case 0:
+          return { quality: spec.quality, optimiseCoding: true };
+        case 1:
+          return { quality: spec.quality, mozjpeg: true, optimiseScans: false };
+        default:
+          return { quality: spec.quality, mozjpeg: true };
+      }
+    },
+  },
+  avif: {
+    extension: 'avif',
+    contentType: 'image/avif',
+    animated: false,
+    flatten: false,
+    encoder: (spec) => ({ quality: spec.quality, effort: spec.effort ?? 4 }),
+  },
+} as const satisfies Record<VariantFormat, OutputFormat>;

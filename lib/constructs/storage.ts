@@ -5,7 +5,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { TABLE_SCHEMA } from '../../functions/shared/records/schema.ts';
 // The tag every presigned PUT sets on an upload; the optimizer retags an original once processed.
-import { INCOMING_TAG } from '../../functions/shared/storage/s3-url-signer.ts';
+import { INCOMING_TAG } from '../../functions/shared/storage/object-keys.ts';
 import { UPLOAD_PREFIX } from './function-environment.ts';
 
 /** Uploads still tagged incoming after this long were abandoned (or never processed) and are removed. */

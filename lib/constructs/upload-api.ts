@@ -105,7 +105,7 @@ export class UploadApi extends Construct {
         for (const publicRoute of created) {
           Validations.of(publicRoute).acknowledge({
             id: 'AwsSolutions-APIG4',
-            reason: `${route.method} ${route.path} is public by the API contract (liveness probe); it reads no data.`,
+            reason: `${route.method} ${route.path} is public by the API contract (liveness probe or the API's own OpenAPI document); it reads no data.`,
           });
         }
       }

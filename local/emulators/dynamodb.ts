@@ -10,6 +10,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
 import { TABLE_SCHEMA } from '../../functions/shared/records/schema.ts';
+import { addTransactions } from './dynamodb-transactions.ts';
 
 export interface DynamoServerOptions {
   /** LevelDB directory, reused across restarts; in memory when absent. */
@@ -53,6 +54,11 @@ export async function startDynamoServer(options: DynamoServerOptions = {}): Prom
     deleteTableMs: 0,
     updateTableMs: 0,
   });
+  let endpoint = '';
+  const transactions = addTransactions(server, {
+    endpoint: () => endpoint,
+    ...(options.directory !== undefined && { directory: options.directory }),
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, '127.0.0.1', () => {
@@ -61,8 +67,11 @@ export async function startDynamoServer(options: DynamoServerOptions = {}): Prom
     });
   });
   const { port } = server.address() as AddressInfo;
+  endpoint = `http://127.0.0.1:${port}`;
+  // A transaction a crash cut short is undone before anything else reads the table.
+  await transactions.recover();
   return {
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint,
     stop: () =>
       new Promise<void>((resolve, reject) => {
         // dynalite's close also closes LevelDB once the HTTP server has drained.

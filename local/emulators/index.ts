@@ -18,6 +18,8 @@ export interface EmulatorsOptions {
   maxReceiveCount: number;
   /** Origins allowed to upload from a browser; any by default (the servers only listen on loopback). */
   corsAllowedOrigins?: readonly string[];
+  /** The S3 server's port, kept across restarts so that presigned URLs stay valid; 0 (default) picks one. */
+  s3Port?: number;
 }
 
 export interface Emulators {
@@ -34,7 +36,8 @@ export interface Emulators {
 }
 
 /**
- * Starts S3-, DynamoDB- and SQS-compatible servers on free loopback ports, with the buckets, the
+ * Starts S3-, DynamoDB- and SQS-compatible servers on loopback (S3 on `s3Port`, the others on free
+ * ports), with the buckets, the
  * table and the queues created (or reused from `dataDir`). Prints nothing.
  */
 export async function startEmulators(options: EmulatorsOptions): Promise<Emulators> {
@@ -48,6 +51,7 @@ export async function startEmulators(options: EmulatorsOptions): Promise<Emulato
   const started = await Promise.allSettled([
     startS3Server({
       directory: dirs.s3,
+      port: options.s3Port ?? 0,
       buckets: [options.buckets.upload, options.buckets.variants],
       corsAllowedOrigins: options.corsAllowedOrigins ?? ['*'],
     }),

@@ -15,14 +15,29 @@ import S3rver, {
 import S3Error from '@20minutes/s3rver/lib/models/error.js';
 import type { S3Event, S3EventRecord } from 'aws-lambda';
 import { encodeEventKey } from '../../functions/shared/notify/s3-events.ts';
+import { allowedOrigin } from '../cors.ts';
+import {
+  checkChecksumForm,
+  checksumVerifier,
+  type DeclaredChecksum,
+  declaredChecksums,
+} from './s3-checksums.ts';
+import { assertBucketName, assertInside, assertStorableKey } from './s3-paths.ts';
 
 /** Region reported in event notifications; the emulator itself has none. */
 const REGION = 'us-east-1';
 /** Staging files live in the bucket directory (same filesystem, so `rename` is atomic); s3rver
  * lists only files ending in `._S3rver_object`, so they never show up as objects. */
 const STAGING_PREFIX = '.staging-';
-const SHA256_BASE64 = /^[A-Za-z0-9+/]{43}=$/;
+/** Exactly the names of staging files (a key's files always end in `._S3rver_<resource>`). */
+const STAGING_FILE =
+  /^\.staging-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(\.md5|\.json)?$/;
 const MD5_BASE64 = /^[A-Za-z0-9+/]{22}==$/;
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+const UPLOAD_ID = /^[0-9a-f]{32}$/;
+/** What a browser on another origin may do with presigned URLs: upload, and read variants. */
+const CORS_METHODS = ['GET', 'HEAD', 'PUT'];
+const CORS_MAX_AGE_SECONDS = 3000;
 
 export interface S3ServerOptions {
   /** Where buckets and objects are kept; reused across restarts. */
@@ -31,7 +46,7 @@ export interface S3ServerOptions {
   port?: number;
   /** Created (if missing) before the server accepts requests. */
   buckets: readonly string[];
-  /** Origins allowed to GET/PUT from a browser (CORS on every bucket); none when absent. */
+  /** Origins allowed to GET/HEAD/PUT from a browser (`*`: any); none when absent. */
   corsAllowedOrigins?: readonly string[];
 }
 
@@ -53,6 +68,8 @@ type CreateOperation = 'Put' | 'Post' | 'Copy' | 'CompleteMultipartUpload';
 interface RequestScope {
   operation: CreateOperation | undefined;
   headers: IncomingHttpHeaders;
+  /** `x-amz-checksum-*` values from the query and the headers, as they arrived. */
+  checksums: DeclaredChecksum[];
   written: { size: number; md5: string } | undefined;
   deliveries: Promise<void>[];
   listV2: boolean;
@@ -62,8 +79,14 @@ interface RequestScope {
  * Starts an S3-compatible server (s3rver) on 127.0.0.1 with these changes, so that what the
  * pipeline relies on behaves as on S3:
  * - requests without a signature are refused (`403 AccessDenied`), as on a private bucket;
- * - a PUT whose bytes do not match its `x-amz-checksum-sha256` or `Content-MD5` is refused with
- *   `400 BadDigest` and stores nothing; signatures are still checked first;
+ * - a PUT (or part upload) whose bytes do not match any checksum it signs in its query or sends as
+ *   a header (`x-amz-checksum-crc32`, `-crc32c`, `-crc64nvme`, `-sha1`, `-sha256`, `Content-MD5`,
+ *   a hex `x-amz-content-sha256`) is refused with `400 BadDigest` and stores nothing; signatures
+ *   are still checked first;
+ * - a key or bucket that would leave the bucket's folder (`..`, NUL, ...) is refused with a 400
+ *   (see `s3-paths.ts`), on every path: put, get, head, delete, copy, list, tagging, multipart;
+ * - CORS is answered here for every bucket (preflights, and headers on every response, errors
+ *   included) from `corsAllowedOrigins`;
  * - objects are written to a staging file, fsynced and renamed into place, so readers never see a
  *   partial object and a failed upload leaves any previous version intact;
  * - `ObjectCreated:*` notifications carry URL-encoded keys (`a b.jpg` -> `a+b.jpg`) and are
@@ -72,14 +95,14 @@ interface RequestScope {
  *   ListObjectsV2 answers in one page (see below).
  */
 export async function startS3Server(options: S3ServerOptions): Promise<S3Server> {
-  const cors = options.corsAllowedOrigins?.length ? [corsConfiguration(options.corsAllowedOrigins)] : [];
+  const corsOrigins = options.corsAllowedOrigins ?? [];
   const s3rver = new S3rver({
     address: '127.0.0.1',
     port: options.port ?? 0,
     silent: true,
     directory: options.directory,
     vhostBuckets: false,
-    configureBuckets: options.buckets.map((name) => ({ name, configs: cors })),
+    configureBuckets: options.buckets.map((name) => ({ name })),
   });
 
   const requests = new AsyncLocalStorage<RequestScope>();
@@ -88,12 +111,15 @@ export async function startS3Server(options: S3ServerOptions): Promise<S3Server>
   // Runs before s3rver's own middleware: it refuses anonymous requests and opens the scope in which
   // the store wrappers and the event hook below run.
   s3rver.middleware.unshift(async (ctx, next) => {
-    if (ctx.method !== 'OPTIONS' && !isSigned(ctx)) {
+    if (answerCors(ctx, corsOrigins)) return;
+    if (!isSigned(ctx)) {
       throw new S3Error('AccessDenied', 'Access Denied');
     }
+    checkRequestForm(ctx);
     const scope: RequestScope = {
       operation: createOperation(ctx),
       headers: ctx.headers,
+      checksums: declaredChecksums(ctx.query, ctx.headers),
       written: undefined,
       deliveries: [],
       listV2: ctx.query['list-type'] === '2',
@@ -127,14 +153,50 @@ export async function startS3Server(options: S3ServerOptions): Promise<S3Server>
   });
 
   const store = s3rver.store;
+  // Every path the store touches comes from these two: keys and buckets are data, and never lead
+  // out of the bucket's folder.
+  const getBucketPath = store.getBucketPath.bind(store);
+  store.getBucketPath = (bucket) => {
+    assertBucketName(bucket);
+    return getBucketPath(bucket);
+  };
+  const getResourcePath = store.getResourcePath.bind(store);
+  store.getResourcePath = (bucket, key, resource) => {
+    assertBucketName(bucket);
+    if (key !== undefined) assertStorableKey(key);
+    const resourcePath = getResourcePath(bucket, key, resource);
+    assertInside(getBucketPath(bucket), resourcePath);
+    return resourcePath;
+  };
+
   store.putObject = async (object) => {
     const scope = requests.getStore();
-    const written = await putObjectAtomically(
-      store,
-      object,
-      scope?.operation === 'Put' ? scope.headers : undefined,
-    );
+    const written = await putObjectAtomically(store, object, scope?.operation === 'Put' ? scope : undefined);
     if (scope) scope.written = written;
+    return written;
+  };
+  const putPart = store.putPart.bind(store);
+  store.putPart = async (bucket, uploadId, partNumber, content) => {
+    const declared = requests.getStore()?.checksums ?? [];
+    if (declared.length === 0 || Buffer.isBuffer(content))
+      return putPart(bucket, uploadId, partNumber, content);
+    checkChecksumForm(declared);
+    const verifier = checksumVerifier(declared);
+    const hashing = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        verifier.update(chunk);
+        callback(null, chunk);
+      },
+    });
+    content.on('error', (error) => hashing.destroy(error));
+    const written = await putPart(bucket, uploadId, partNumber, content.pipe(hashing));
+    try {
+      await verifier.verify();
+    } catch (error) {
+      const partPath = join(getResourcePath(bucket, undefined, 'uploads'), uploadId, String(partNumber));
+      await Promise.all([rm(partPath, { force: true }), rm(`${partPath}.md5`, { force: true })]);
+      throw error;
+    }
     return written;
   };
   const copyObject = store.copyObject.bind(store);
@@ -174,6 +236,9 @@ export async function startS3Server(options: S3ServerOptions): Promise<S3Server>
 
   const { port } = await s3rver.run();
   await removeStagingLeftovers(store, options.buckets);
+  // CORS is answered by the first middleware; a bucket configuration an earlier version stored
+  // would make s3rver add its own headers.
+  await Promise.all(options.buckets.map((bucket) => store.deleteSubresource(bucket, undefined, 'cors')));
   return {
     endpoint: `http://127.0.0.1:${port}`,
     onObjectCreated(listener) {
@@ -198,6 +263,82 @@ async function deliver(listener: ObjectCreatedListener, event: S3Event): Promise
   await listener(event);
 }
 
+/**
+ * Answers a CORS preflight (true when it did), and adds CORS headers to any other response of an
+ * allowed origin. Set before anything else runs, so error responses (which keep `access-control-*`
+ * and `vary` headers) carry them too, and a browser can read S3's error XML.
+ */
+function answerCors(ctx: S3rverContext, allowed: readonly string[]): boolean {
+  const origin = ctx.get('origin') || undefined;
+  const allowOrigin = allowedOrigin(origin, allowed);
+  if (ctx.method !== 'OPTIONS') {
+    if (origin !== undefined && allowOrigin !== undefined) {
+      ctx.set('Access-Control-Allow-Origin', allowOrigin);
+      ctx.set('Access-Control-Expose-Headers', 'ETag');
+      ctx.set('Vary', 'Origin');
+    }
+    return false;
+  }
+  const method = ctx.get('access-control-request-method');
+  if (origin === undefined || !method) {
+    throw new S3Error('CORSResponse', 'Insufficient information. Origin request header needed.');
+  }
+  if (allowOrigin === undefined || !CORS_METHODS.includes(method.toUpperCase())) {
+    throw new S3Error(
+      'CORSResponse',
+      "This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec.",
+    );
+  }
+  const requested = ctx
+    .get('access-control-request-headers')
+    .split(',')
+    .map((name) => name.trim().toLowerCase())
+    .filter(Boolean);
+  ctx.set('Access-Control-Allow-Origin', allowOrigin);
+  ctx.set('Access-Control-Allow-Methods', CORS_METHODS.join(', '));
+  if (requested.length > 0) ctx.set('Access-Control-Allow-Headers', requested.join(', '));
+  ctx.set('Access-Control-Expose-Headers', 'ETag');
+  ctx.set('Access-Control-Max-Age', String(CORS_MAX_AGE_SECONDS));
+  ctx.set('Vary', 'Origin, Access-Control-Request-Headers, Access-Control-Request-Method');
+  ctx.status = 200;
+  ctx.body = '';
+  return true;
+}
+
+/**
+ * Refuses, with S3's 4xx, request parameters that s3rver would otherwise turn into file paths or
+ * fail on with a 500: an upload id is 32 hex digits, a part number 1-10000, and a copy source
+ * must decode.
+ */
+function checkRequestForm(ctx: S3rverContext): void {
+  const uploadId = ctx.query.uploadId;
+  if (uploadId !== undefined && (typeof uploadId !== 'string' || !UPLOAD_ID.test(uploadId))) {
+    throw new S3Error(
+      'NoSuchUpload',
+      'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.',
+    );
+  }
+  const partNumber = ctx.query.partNumber;
+  if (
+    partNumber !== undefined &&
+    (typeof partNumber !== 'string' || !/^[1-9]\d{0,4}$/.test(partNumber) || Number(partNumber) > 10_000)
+  ) {
+    throw new S3Error('InvalidArgument', 'Part number must be an integer between 1 and 10000, inclusive.', {
+      ArgumentName: 'partNumber',
+    });
+  }
+  const copySource = ctx.headers['x-amz-copy-source'];
+  if (copySource !== undefined) {
+    try {
+      decodeURI(single(copySource) ?? '');
+    } catch {
+      throw new S3Error('InvalidArgument', 'Invalid copy source encoding.', {
+        ArgumentName: 'x-amz-copy-source',
+      });
+    }
+  }
+}
+
 function isSigned(ctx: S3rverContext): boolean {
   return 'authorization' in ctx.headers || 'X-Amz-Algorithm' in ctx.query || 'Signature' in ctx.query;
 }
@@ -216,18 +357,35 @@ function createOperation(ctx: S3rverContext): CreateOperation | undefined {
   return undefined;
 }
 
-/** Digests the client declared for a PUT, validated for form before any byte is read. */
-function declaredDigests(headers: IncomingHttpHeaders | undefined): { sha256?: string; md5?: string } {
-  if (!headers) return {};
-  const sha256 = single(headers['x-amz-checksum-sha256']);
+/**
+ * Digests the client declared for a PUT, validated for form before any byte is read (after the
+ * signature check, as S3 does).
+ */
+function declaredDigests(scope: RequestScope | undefined): {
+  checksums: DeclaredChecksum[];
+  md5?: string;
+  contentSha256?: string;
+} {
+  if (!scope) return { checksums: [] };
+  const { headers, checksums } = scope;
+  checkChecksumForm(checksums);
   const md5 = single(headers['content-md5']);
-  if (sha256 !== undefined && !SHA256_BASE64.test(sha256)) {
-    throw new S3Error('InvalidRequest', 'Value for x-amz-checksum-sha256 header is invalid.');
-  }
   if (md5 !== undefined && !MD5_BASE64.test(md5)) {
     throw new S3Error('InvalidDigest', 'The Content-MD5 you specified was not valid.');
   }
-  return { ...(sha256 !== undefined && { sha256 }), ...(md5 !== undefined && { md5 }) };
+  const payload = single(headers['x-amz-content-sha256']);
+  // s3rver stores an aws-chunked body with trailing checksums as it arrives, framing included.
+  if (headers['x-amz-trailer'] !== undefined || payload?.endsWith('-TRAILER')) {
+    throw new S3Error(
+      'InvalidRequest',
+      'The local storage endpoint does not support trailing checksums; send the checksum as a header (SDK: requestChecksumCalculation WHEN_REQUIRED).',
+    );
+  }
+  return {
+    checksums,
+    ...(md5 !== undefined && { md5 }),
+    ...(payload !== undefined && SHA256_HEX.test(payload) && { contentSha256: payload }),
+  };
 }
 
 function single(value: string | string[] | undefined): string | undefined {
@@ -242,9 +400,10 @@ function single(value: string | string[] | undefined): string | undefined {
 async function putObjectAtomically(
   store: S3rverStore,
   object: S3rverObject,
-  headers: IncomingHttpHeaders | undefined,
+  scope: RequestScope | undefined,
 ): Promise<{ size: number; md5: string }> {
-  const declared = declaredDigests(headers);
+  const declared = declaredDigests(scope);
+  const verifier = checksumVerifier(declared.checksums);
   const staging = join(store.getBucketPath(object.bucket), `${STAGING_PREFIX}${randomUUID()}`);
   const stagingFiles = [staging, `${staging}.md5`, `${staging}.json`] as const;
   const sha256 = createHash('sha256');
@@ -254,6 +413,7 @@ async function putObjectAtomically(
     if (Buffer.isBuffer(object.content)) {
       sha256.update(object.content);
       md5.update(object.content);
+      verifier.update(object.content);
       size = object.content.length;
       await writeFile(staging, object.content, { flush: true });
     } else {
@@ -261,6 +421,7 @@ async function putObjectAtomically(
         transform(chunk: Buffer, _encoding, callback) {
           sha256.update(chunk);
           md5.update(chunk);
+          verifier.update(chunk);
           size += chunk.length;
           callback(null, chunk);
         },
@@ -268,11 +429,18 @@ async function putObjectAtomically(
       await pipeline(object.content, hashing, createWriteStream(staging, { flush: true }));
     }
     const md5Digest = md5.digest();
-    if (declared.sha256 !== undefined && declared.sha256 !== sha256.digest('base64')) {
-      throw new S3Error('BadDigest', 'The SHA256 you specified did not match the calculated checksum.');
-    }
+    await verifier.verify();
     if (declared.md5 !== undefined && declared.md5 !== md5Digest.toString('base64')) {
       throw new S3Error('BadDigest', 'The Content-MD5 you specified did not match what we received.');
+    }
+    if (declared.contentSha256 !== undefined && declared.contentSha256 !== sha256.digest('hex')) {
+      throw Object.assign(
+        new S3Error(
+          'XAmzContentSHA256Mismatch',
+          "The provided 'x-amz-content-sha256' header does not match what was computed.",
+        ),
+        { status: 400 },
+      );
     }
     const md5Hex = md5Digest.toString('hex');
     // s3rver keeps the intrinsic values itself (size from the file, etag from `.md5`).
@@ -337,24 +505,6 @@ function toEventRecord(
   };
 }
 
-function corsConfiguration(origins: readonly string[]): string {
-  const xmlText = (s: string) =>
-    s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-  return [
-    '<CORSConfiguration>',
-    '<CORSRule>',
-    ...origins.map((origin) => `<AllowedOrigin>${xmlText(origin)}</AllowedOrigin>`),
-    '<AllowedMethod>GET</AllowedMethod>',
-    '<AllowedMethod>HEAD</AllowedMethod>',
-    '<AllowedMethod>PUT</AllowedMethod>',
-    '<AllowedHeader>*</AllowedHeader>',
-    '<ExposeHeader>ETag</ExposeHeader>',
-    '<MaxAgeSeconds>3000</MaxAgeSeconds>',
-    '</CORSRule>',
-    '</CORSConfiguration>',
-  ].join('');
-}
-
 /** A crash while an upload was written leaves its staging files behind; nobody will finish them. */
 async function removeStagingLeftovers(
   store: { getBucketPath(bucket: string): string },
@@ -362,11 +512,11 @@ async function removeStagingLeftovers(
 ) {
   for (const bucket of buckets) {
     const dir = store.getBucketPath(bucket);
-    const names = await readdir(dir).catch(() => [] as string[]);
+    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
     await Promise.all(
-      names
-        .filter((name) => name.startsWith(STAGING_PREFIX))
-        .map((name) => rm(join(dir, name), { force: true })),
+      entries
+        .filter((entry) => entry.isFile() && STAGING_FILE.test(entry.name))
+        .map((entry) => rm(join(dir, entry.name), { force: true })),
     );
   }
 }

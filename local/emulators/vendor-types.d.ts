@@ -18,6 +18,12 @@ declare module '@20minutes/s3rver' {
     state: { vhost?: boolean };
     /** Prefix of the signed path; s3rver prepends it (appends it after the bucket for vhost). */
     mountPath: string | undefined;
+    /** A request header's value, `''` when absent. */
+    get(name: string): string;
+    /** Sets a response header. */
+    set(name: string, value: string): void;
+    status: number;
+    body: unknown;
   }
 
   export type S3rverMiddleware = (ctx: S3rverContext, next: () => Promise<void>) => Promise<void>;
@@ -36,6 +42,14 @@ declare module '@20minutes/s3rver' {
     getBucketPath(bucket: string): string;
     getResourcePath(bucket: string, key: string | undefined, resource: string): string;
     putObject(object: S3rverObject): Promise<{ size: number; md5: string }>;
+    /** Writes a part to `<bucket>/._S3rver_uploads/<uploadId>/<partNumber>` (and `.md5`). */
+    putPart(
+      bucket: string,
+      uploadId: string,
+      partNumber: string,
+      content: Readable | Buffer,
+    ): Promise<{ size: number; md5: string }>;
+    deleteSubresource(bucket: string, key: string | undefined, resourceType: string): Promise<void>;
     listObjects(bucket: string, options: { maxKeys?: number } & Record<string, unknown>): Promise<unknown>;
     copyObject(
       srcBucket: string,

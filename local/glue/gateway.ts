@@ -4,9 +4,12 @@ import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEventV2WithJWTAuthorizer, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { uploaderPage } from '../../client/web/build.ts';
 import { ROUTES, type RouteDefinition, routeKey } from '../../contract/routes.ts';
+import { allowedOrigin } from '../cors.ts';
 
 export interface GatewayOptions {
   port: number;
+  /** Origins whose pages may call the API (`*`: any); see `CORS_ALLOWED_ORIGINS`. */
+  corsAllowedOrigins: readonly string[];
   handler: (event: APIGatewayProxyEventV2WithJWTAuthorizer) => Promise<APIGatewayProxyStructuredResultV2>;
   onError: (error: unknown) => void;
 }
@@ -21,12 +24,22 @@ export interface Gateway {
 const MAX_BODY_BYTES = 10 * 1024 * 1024;
 
 const CORS_HEADERS = {
-  'access-control-allow-origin': '*',
   'access-control-allow-headers': 'authorization, content-type, if-none-match',
   'access-control-allow-methods': 'GET, POST, DELETE, OPTIONS',
   'access-control-expose-headers': 'etag, retry-after',
   'access-control-max-age': '600',
 };
+
+/** CORS headers for a request: none when its origin may not call (the browser then blocks it). */
+function corsHeaders(req: IncomingMessage, allowed: readonly string[]): Record<string, string> {
+  const origin = allowedOrigin(req.headers.origin, allowed);
+  if (origin === undefined) return {};
+  return {
+    ...CORS_HEADERS,
+    'access-control-allow-origin': origin,
+    ...(origin !== '*' && { vary: 'origin' }),
+  };
+}
 
 interface CompiledRoute {
   route: RouteDefinition;
@@ -50,9 +63,10 @@ const compiled: CompiledRoute[] = ROUTES.map((route) => {
  */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const server = createServer((req, res) => {
-    serve(options, req, res).catch((error: unknown) => {
+    const cors = corsHeaders(req, options.corsAllowedOrigins);
+    serve(options, req, res, cors).catch((error: unknown) => {
       options.onError(error);
-      if (!res.headersSent) send(res, errorResult(500, 'InternalError', 'The local gateway failed.'));
+      if (!res.headersSent) send(res, cors, errorResult(500, 'InternalError', 'The local gateway failed.'));
       else res.destroy();
     });
   });
@@ -65,11 +79,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   return { url: `http://127.0.0.1:${port}`, stop: () => close(server) };
 }
 
-async function serve(options: GatewayOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function serve(
+  options: GatewayOptions,
+  req: IncomingMessage,
+  res: ServerResponse,
+  cors: Record<string, string>,
+): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://localhost');
   const method = req.method ?? 'GET';
   if (method === 'OPTIONS') {
-    res.writeHead(204, CORS_HEADERS).end();
+    res.writeHead(204, cors).end();
     return;
   }
   if (method === 'GET' && url.pathname === '/') {
@@ -78,12 +97,12 @@ async function serve(options: GatewayOptions, req: IncomingMessage, res: ServerR
   }
   const match = matchRoute(method, url.pathname);
   if (!match) {
-    send(res, errorResult(404, 'NotFound', `No route ${method} ${url.pathname}.`));
+    send(res, cors, errorResult(404, 'NotFound', `No route ${method} ${url.pathname}.`));
     return;
   }
   const body = await readBody(req);
   if (body === undefined) {
-    send(res, errorResult(413, 'InvalidRequest', `The body is over ${MAX_BODY_BYTES} bytes.`));
+    send(res, cors, errorResult(413, 'InvalidRequest', `The body is over ${MAX_BODY_BYTES} bytes.`));
     return;
   }
   let sub: string | undefined;
@@ -92,6 +111,7 @@ async function serve(options: GatewayOptions, req: IncomingMessage, res: ServerR
     if (!sub) {
       send(
         res,
+        cors,
         errorResult(
           401,
           'Unauthorized',
@@ -102,7 +122,7 @@ async function serve(options: GatewayOptions, req: IncomingMessage, res: ServerR
     }
   }
   const event = toEvent(req, url, match, body, sub);
-  send(res, await options.handler(event));
+  send(res, cors, await options.handler(event));
 }
 
 /** `GET /`: the web uploader (client/web), built from the client library on first request. */
@@ -196,8 +216,12 @@ function errorResult(statusCode: number, code: string, message: string): APIGate
   };
 }
 
-function send(res: ServerResponse, result: APIGatewayProxyStructuredResultV2): void {
-  const headers: Record<string, string> = { ...CORS_HEADERS };
+function send(
+  res: ServerResponse,
+  cors: Record<string, string>,
+  result: APIGatewayProxyStructuredResultV2,
+): void {
+  const headers: Record<string, string> = { ...cors };
   for (const [name, value] of Object.entries(result.headers ?? {})) headers[name] = String(value);
   const body =
     result.body === undefined

@@ -6,6 +6,7 @@ import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import sharp from 'sharp';
 import { DynamoImageRecords } from '../../functions/shared/records/image-records.ts';
+import { RecordsTable } from '../../functions/shared/records/table.ts';
 import { readLocalSettings } from '../../local/settings.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
 import { corpusFile } from '../support/corpus.ts';
@@ -72,16 +73,16 @@ export async function startClientStack(env: Record<string, string> = {}): Promis
     },
     times: Infinity,
   });
-  const records = new DynamoImageRecords(
-    DynamoDBDocumentClient.from(
-      new DynamoDBClient({
-        region: 'us-east-1',
-        endpoint: stack.dynamodbEndpoint,
-        credentials: LOCAL_CREDENTIALS,
-      }),
-    ),
-    { tableName: 'photo-intake', retentionSeconds: 3600 },
+  const dynamo = DynamoDBDocumentClient.from(
+    new DynamoDBClient({
+      region: 'us-east-1',
+      endpoint: stack.dynamodbEndpoint,
+      credentials: LOCAL_CREDENTIALS,
+    }),
   );
+  const records = new DynamoImageRecords(new RecordsTable(dynamo, { tableName: 'photo-intake' }), {
+    retentionSeconds: 3600,
+  });
   const objects = localS3Client(s3Server);
   return {
     stack,

@@ -12,6 +12,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeEventKey } from '../../functions/shared/notify/s3-events.ts';
 import { DynamoImageRecords } from '../../functions/shared/records/image-records.ts';
+import { RecordsTable } from '../../functions/shared/records/table.ts';
 import type { ImageItem } from '../../functions/shared/records/types.ts';
 import { readLocalSettings } from '../../local/settings.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
@@ -70,7 +71,9 @@ describe('faults and duplicates on the local stack', () => {
         credentials: LOCAL_CREDENTIALS,
       }),
     );
-    records = new DynamoImageRecords(dynamo, { tableName: 'photo-intake', retentionSeconds: 60 });
+    records = new DynamoImageRecords(new RecordsTable(dynamo, { tableName: 'photo-intake' }), {
+      retentionSeconds: 60,
+    });
     photos = await Promise.all(
       ['valid/sharp--Landscape_2.jpg', 'valid/sharp--Landscape_3.jpg', 'valid/sharp--Landscape_4.jpg'].map(
         (f) => loadFile(corpusFile(f)),
@@ -151,7 +154,7 @@ describe('faults and duplicates on the local stack', () => {
   it('survives DynamoDB throttling and errors on the status writes', async () => {
     const image = await newImage('faults-b', photos[1] as LocalFile);
     const throttled = dynamodb().inject({
-      match: dynamoCall('UpdateItem', image.imageId),
+      match: dynamoCall('TransactWriteItems', image.imageId),
       times: 4,
       ...dynamoThrottled,
     });
@@ -204,7 +207,7 @@ describe('faults and duplicates on the local stack', () => {
       ...s3InternalError,
     });
     const update = dynamodb().inject({
-      match: dynamoCall('UpdateItem', image.imageId),
+      match: dynamoCall('TransactWriteItems', image.imageId),
       times: Number.POSITIVE_INFINITY,
       ...dynamoInternalError,
     });

@@ -1,4 +1,6 @@
+import { readFile } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
+import { eventLogPath } from '../../local/glue/events.ts';
 import { apiClient, type CreatedBatch, type LocalFile, loadFile, putUpload } from '../support/api-client.ts';
 import { corpusFile } from '../support/corpus.ts';
 import { removeDir, type StackProcess, startStackProcess } from '../support/stack-process.ts';
@@ -43,6 +45,20 @@ async function expectAllReady(stack: StackProcess, owner: string, batch: Created
   return done;
 }
 
+/** The events the stack handed to its events port for one batch, once the relay has caught up. */
+async function eventsOf(stack: StackProcess, batchId: string) {
+  const read = async () =>
+    (await readFile(eventLogPath(stack.dataDir), 'utf8').catch(() => ''))
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { type: string; batchId: string; imageId?: string })
+      .filter((event) => event.batchId === batchId);
+  for (let i = 0; i < 50 && !(await read()).some((e) => e.type === 'batch.completed'); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return read();
+}
+
 describe('the local stack across restarts', () => {
   let stacks: StackProcess[] = [];
   afterEach(async () => {
@@ -68,6 +84,17 @@ describe('the local stack across restarts', () => {
     const done = await expectAllReady(second, 'kill', batch);
     // Nobody sees a second outcome: every image has one ready record with one set of variants.
     expect(new Set(done.items.map((item: { imageId: string }) => item.imageId)).size).toBe(files.length);
+    // The events port got each "image finished" and the "batch completed" exactly once, whatever the
+    // kill interrupted (they are recorded in the same transaction as the move they tell of).
+    const events = await eventsOf(second, batch.batchId);
+    expect(
+      events
+        .filter((e) => e.type === 'image.ready')
+        .map((e) => e.imageId)
+        .sort(),
+    ).toEqual(batch.items.map((item) => item.imageId).sort());
+    expect(events.filter((e) => e.type === 'batch.completed')).toHaveLength(1);
+    expect(events.filter((e) => e.type === 'image.failed')).toHaveLength(0);
   });
 
   it('stops cleanly on SIGTERM mid-batch and carries on when started again', async () => {

@@ -656,6 +656,8 @@ describe('cdk-nag', () => {
     }
     expect(acknowledged.map((a) => a.id).sort()).toEqual(
       [
+        // The public routes: GET /v1/health and GET /v1/openapi.json.
+        'AwsSolutions-APIG4',
         'AwsSolutions-APIG4',
         'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
         `AwsSolutions-IAM5[Resource::<${logicalId(stack.storage.uploadBucket)}.Arn>/uploads/*]`,

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { declaredType } from './corpus.ts';
+import { assertConforms } from './openapi-conformance.ts';
 
 export interface UploadItem {
   index: number;
@@ -58,6 +59,8 @@ export function apiClient(baseUrl: string, token: string) {
       const text = await response.text();
       // biome-ignore lint/suspicious/noExplicitAny: response bodies are checked field by field by the tests.
       const body: any = text ? JSON.parse(text) : undefined;
+      // Every answer the tests receive must be one the OpenAPI document describes.
+      assertConforms(method, route, response.status, body);
       return { status: response.status, headers: response.headers, body };
     },
     async createBatch(files: Array<Partial<LocalFile>>): Promise<CreatedBatch> {

@@ -1,12 +1,9 @@
+import type { CreatedBatch, CreatedItem, PresignedUpload } from '../../../contract/index.ts';
 import { newId } from '../../shared/ids.ts';
-import type {
-  ImageRecords,
-  PresignedUpload,
-  Quotas,
-  SharedFiles,
-  UrlSigner,
-} from '../../shared/records/ports.ts';
-import type { ErrorInfo, ImageItem, RejectedItem } from '../../shared/records/types.ts';
+import type { BatchRecords, Quotas, SharedFileRecords, SharedFiles } from '../../shared/records/ports.ts';
+import type { ImageItem, RejectedItem, StoredCounts } from '../../shared/records/types.ts';
+import { uploadKey } from '../../shared/storage/object-keys.ts';
+import type { UrlSigner } from '../../shared/storage/ports.ts';
 import { ApiError } from '../errors.ts';
 import {
   type FileRequest,
@@ -16,7 +13,8 @@ import {
 } from './validate.ts';
 
 export interface CreateBatchDeps {
-  records: ImageRecords;
+  batches: BatchRecords;
+  sharedFiles: SharedFileRecords;
   signer: UrlSigner;
   quotas: Quotas;
   uploadBucket: string;
@@ -24,21 +22,6 @@ export interface CreateBatchDeps {
   limits: UploadLimits & { uploadUrlTtlSeconds: number; maxOpenUploads: number };
   now?: () => Date;
 }
-
-export type CreatedItem =
-  | { index: number; imageId: string; status: 'pending'; upload: PresignedUpload }
-  | { index: number; imageId: string; status: 'ready'; duplicateOf: string }
-  | { index: number; status: 'rejected'; error: ErrorInfo };
-
-export interface CreatedBatch {
-  batchId: string;
-  expiresAt: string;
-  items: CreatedItem[];
-}
-
-/** The object key of an upload: built by the server, never from the client's file name. */
-export const uploadKey = (prefix: string, batchId: string, imageId: string) =>
-  `${prefix}${batchId}/${imageId}`;
 
 /**
  * Starts a batch: validates every file, records the batch and one item per file, and presigns one
@@ -50,7 +33,7 @@ export async function createBatch(
   owner: string,
   body: unknown,
 ): Promise<CreatedBatch> {
-  const validated = validateUploadRequest(body, deps.limits);
+  const { files: validated, callbackUrl } = validateUploadRequest(body, deps.limits);
   const now = (deps.now ?? (() => new Date()))();
   const createdAt = now.toISOString();
   const expiresAt = new Date(now.getTime() + deps.limits.uploadUrlTtlSeconds * 1000).toISOString();
@@ -87,7 +70,10 @@ export async function createBatch(
             }),
       ),
     ),
-    deps.records.createBatch({ batchId, owner, createdAt, expiresAt }, records),
+    deps.batches.createBatch(
+      batchRecord(records, { batchId, owner, createdAt, expiresAt, callbackUrl }),
+      records,
+    ),
   ]);
 
   return {
@@ -128,7 +114,7 @@ async function findDuplicates(
   validated: readonly ValidatedFile[],
 ): Promise<Map<string, SharedFiles>> {
   const checksums = validated.flatMap((r) => (r.ok && r.file.sha256 ? [r.file.sha256] : []));
-  return checksums.length > 0 ? deps.records.findDuplicates(owner, checksums) : new Map();
+  return checksums.length > 0 ? deps.sharedFiles.find(owner, checksums) : new Map();
 }
 
 /** Counts the new users of shared files first, so that a concurrent DELETE never removes them. */
@@ -147,7 +133,7 @@ async function retainDuplicates(
   await Promise.all(
     [...uses].map(async ([sha256, count]) => {
       // Deleted in the meantime: these files are uploaded like any other.
-      if (!(await deps.records.retainSharedFiles(owner, sha256, count))) duplicates.delete(sha256);
+      if (!(await deps.sharedFiles.retain(owner, sha256, count))) duplicates.delete(sha256);
     }),
   );
 }
@@ -185,5 +171,41 @@ function duplicateRecord(image: ImageItem, shared: SharedFiles): ImageItem {
     placeholder,
     variants,
     duplicateOf: shared.imageId,
+  };
+}
+
+/** The batch row: its counts start from the items as created (rejected and duplicates are final). */
+function batchRecord(
+  items: readonly (ImageItem | RejectedItem)[],
+  base: {
+    batchId: string;
+    owner: string;
+    createdAt: string;
+    expiresAt: string;
+    callbackUrl: string | undefined;
+  },
+) {
+  const counts: StoredCounts = {
+    pending: 0,
+    uploaded: 0,
+    processing: 0,
+    ready: 0,
+    failed: 0,
+    rejected: 0,
+    expired: 0,
+  };
+  for (const item of items) counts[item.status]++;
+  const settled = counts.ready + counts.rejected;
+  const { callbackUrl, ...rest } = base;
+  return {
+    ...rest,
+    ...(callbackUrl ? { callbackUrl } : {}),
+    total: items.length,
+    settled,
+    counts,
+    pendingUntil: base.expiresAt,
+    version: 1,
+    // Nothing to wait for: complete at once (and told once, like any completion).
+    ...(settled === items.length ? { completedAt: base.createdAt, completions: 1 } : {}),
   };
 }

@@ -1,25 +1,27 @@
+import type { BatchView, ImageView, UploadUrl } from '../../../contract/index.ts';
+import type { StatusMoves } from '../../shared/fate/moves.ts';
 import { isId } from '../../shared/ids.ts';
-import type { ImageRecords, ObjectStore, UrlSigner } from '../../shared/records/ports.ts';
-import { FINAL_STATUSES, type ItemStatus } from '../../shared/records/types.ts';
+import { countsAt } from '../../shared/records/batch-row.ts';
+import type { BatchRecords, ImageRecords, SharedFileRecords } from '../../shared/records/ports.ts';
+import type { ImageItem } from '../../shared/records/types.ts';
+import { variantKey } from '../../shared/storage/object-keys.ts';
+import type { ObjectStore, UrlSigner } from '../../shared/storage/ports.ts';
+import type { VariantSpec } from '../../shared/variants.ts';
 import { ApiError, notFound } from '../errors.ts';
-import {
-  effectiveStatus,
-  type ImageView,
-  type ItemView,
-  itemState,
-  toImageView,
-  toItemView,
-  weakEtag,
-} from './views.ts';
+import { itemState, toImageView, toItemView, weakEtag } from './views.ts';
 
 export interface StatusDeps {
-  records: ImageRecords;
+  batches: BatchRecords;
+  images: ImageRecords;
+  moves: StatusMoves;
+  sharedFiles: SharedFileRecords;
   signer: UrlSigner;
   objects: ObjectStore;
   uploadBucket: string;
   variantsBucket: string;
-  /** Every configured variant's key suffix (`<name>.<ext>`), to delete what a late write may leave. */
-  variantFileNames: readonly string[];
+  /** Every configured variant, to delete what a late write may leave. */
+  specs: readonly VariantSpec[];
+  uploadUrlTtlSeconds: number;
   now?: () => Date;
 }
 
@@ -39,9 +41,9 @@ const clock = (deps: StatusDeps) => (deps.now ?? (() => new Date()))();
 const variantUrl = (deps: StatusDeps) => (key: string) =>
   deps.signer.presignGet(deps.variantsBucket, key, VARIANT_URL_MIN_VALIDITY_SECONDS);
 
-async function ownedImage(deps: StatusDeps, owner: string, imageId: string) {
+async function ownedImage(deps: StatusDeps, owner: string, imageId: string): Promise<ImageItem> {
   // Another owner's image answers exactly as a missing one does.
-  const item = isId(imageId) ? await deps.records.getImage(imageId) : undefined;
+  const item = isId(imageId) ? await deps.images.getImage(imageId) : undefined;
   if (!item || item.owner !== owner) throw notFound('Image');
   return item;
 }
@@ -52,21 +54,15 @@ export async function getImage(deps: StatusDeps, owner: string, imageId: string)
   return { etag: weakEtag([itemState(item, now)]), render: () => toImageView(item, now, variantUrl(deps)) };
 }
 
-export interface BatchView {
-  batchId: string;
-  total: number;
-  counts: Record<ItemStatus, number>;
-  complete: boolean;
-  expiresAt: string;
-  items: ItemView[];
-  nextCursor?: string;
-}
-
 export interface PageRequest {
   limit?: string | undefined;
   cursor?: string | undefined;
 }
 
+/**
+ * A batch's counts (kept on the batch record) and one page of its items. A `304` costs one read of the
+ * batch record; a page, that read plus one query of `limit` items.
+ */
 export async function getBatch(
   deps: StatusDeps,
   owner: string,
@@ -75,69 +71,80 @@ export async function getBatch(
 ): Promise<Tagged<BatchView>> {
   const limit = parseLimit(page.limit);
   const after = page.cursor === undefined ? undefined : parseCursor(page.cursor);
-  const found = isId(batchId) ? await deps.records.getBatch(batchId) : undefined;
-  if (!found || found.batch.owner !== owner) throw notFound('Batch');
+  const batch = isId(batchId) ? await deps.batches.getBatch(batchId) : undefined;
+  if (!batch || batch.owner !== owner) throw notFound('Batch');
 
   const now = clock(deps);
-  const counts: Record<ItemStatus, number> = {
-    pending: 0,
-    uploaded: 0,
-    processing: 0,
-    ready: 0,
-    failed: 0,
-    rejected: 0,
-    expired: 0,
-  };
-  for (const item of found.items) counts[effectiveStatus(item, now)]++;
-  const start = after === undefined ? 0 : found.items.findIndex((item) => item.itemId > after);
-  const pageItems = start < 0 ? [] : found.items.slice(start, start + limit);
-  const last = pageItems.at(-1);
-  const nextCursor =
-    last && found.items.at(-1)?.itemId !== last.itemId
-      ? Buffer.from(last.itemId).toString('base64url')
-      : undefined;
-  const complete =
-    found.items.length > 0 && found.items.every((item) => FINAL_STATUSES.has(effectiveStatus(item, now)));
-  // The tag covers the whole batch (its counts) and this page's position in it.
-  const etag = weakEtag([String(limit), after ?? '', ...found.items.map((item) => itemState(item, now))]);
+  const { counts, complete } = countsAt(batch, now);
+  // Every change to the batch's items bumps its version; the clock can only turn pending to expired.
+  const etag = weakEtag([String(batch.version), String(counts.expired), String(limit), after ?? '']);
 
   return {
     etag,
-    render: async () => ({
-      batchId: found.batch.batchId,
-      total: found.items.length,
-      counts,
-      complete,
-      expiresAt: found.batch.expiresAt,
-      items: await Promise.all(pageItems.map((item) => toItemView(item, now, variantUrl(deps)))),
-      ...(nextCursor ? { nextCursor } : {}),
-    }),
+    render: async () => {
+      const { items, more } = await deps.batches.listItems(batchId, { limit, afterItemId: after });
+      const last = items.at(-1);
+      return {
+        batchId: batch.batchId,
+        total: batch.total,
+        counts,
+        complete,
+        expiresAt: batch.expiresAt,
+        items: await Promise.all(items.map((item) => toItemView(item, now, variantUrl(deps)))),
+        ...(more && last ? { nextCursor: Buffer.from(last.itemId).toString('base64url') } : {}),
+      };
+    },
   };
 }
 
 /**
- * Removes the record, then the original and every variant. Files shared with duplicates stay until
- * the last image using them is deleted. The record goes first: a retry after a crash finds nothing
- * (404) rather than releasing shared files twice; at worst files are left behind, never lost early.
+ * Takes the image out of its batch, then removes the original and every variant. Files shared with
+ * duplicates stay until the last image using them is deleted. The record goes first: a retry after a
+ * crash finds nothing (404) rather than releasing shared files twice; at worst files are left behind,
+ * never lost early.
  */
 export async function deleteImage(deps: StatusDeps, owner: string, imageId: string): Promise<void> {
-  const item = await ownedImage(deps, owner, imageId);
-  if (!(await deps.records.deleteImage(item.batchId, item.imageId))) throw notFound('Image');
+  const found = await ownedImage(deps, owner, imageId);
+  const item = await deps.moves.remove(found);
+  if (!item) throw notFound('Image');
 
-  if (item.sha256 && item.status === 'ready') {
-    const shared = await deps.records.getSharedFiles(owner, item.sha256);
-    const usesShared = shared && (shared.imageId === item.imageId || shared.imageId === item.duplicateOf);
-    if (usesShared && (await deps.records.releaseSharedFiles(owner, item.sha256)) > 0) return;
-  }
   const filesOf = item.duplicateOf ?? item.imageId;
+  if (item.sha256 && item.status === 'ready') {
+    const stillUsed = await deps.sharedFiles.release(owner, item.sha256, filesOf);
+    if (stillUsed !== undefined && stillUsed > 0) return;
+  }
   const variantKeys = new Set([
     ...(item.variants ?? []).map((v) => v.key),
-    ...deps.variantFileNames.map((file) => `${filesOf}/${file}`),
+    ...deps.specs.map((spec) => variantKey(filesOf, spec)),
   ]);
   await Promise.all([
     deps.objects.delete(deps.uploadBucket, [item.key]),
     deps.objects.delete(deps.variantsBucket, [...variantKeys]),
   ]);
+}
+
+/** A fresh upload URL for an image whose bytes have not landed (it reads `pending` or `expired`). */
+export async function renewUpload(deps: StatusDeps, owner: string, imageId: string): Promise<UploadUrl> {
+  const item = await ownedImage(deps, owner, imageId);
+  const alreadyUploaded = () =>
+    new ApiError('AlreadyUploaded', 'The bytes of this image have landed already; nothing to upload again.');
+  if (item.status !== 'pending' && item.status !== 'expired') throw alreadyUploaded();
+  // Landed, but the pipeline has not heard of it yet.
+  if (await deps.objects.head(deps.uploadBucket, item.key)) throw alreadyUploaded();
+
+  const now = clock(deps);
+  const expiresAt = new Date(now.getTime() + deps.uploadUrlTtlSeconds * 1000).toISOString();
+  const moved = await deps.moves.reopen(item, expiresAt);
+  if (!moved.applied) throw moved.reason === 'missing' ? notFound('Image') : alreadyUploaded();
+  const upload = await deps.signer.presignPut({
+    bucket: deps.uploadBucket,
+    key: item.key,
+    contentType: item.type,
+    contentLength: item.size,
+    sha256Hex: item.sha256,
+    expiresInSeconds: deps.uploadUrlTtlSeconds,
+  });
+  return { imageId: item.imageId, expiresAt, upload };
 }
 
 function parseLimit(raw: string | undefined): number {
@@ -150,7 +157,7 @@ function parseLimit(raw: string | undefined): number {
 }
 
 function parseCursor(raw: string): string {
-  const itemId = Buffer.from(raw, 'base64url').toString();
+  const itemId = raw.length <= 64 ? Buffer.from(raw, 'base64url').toString() : '';
   if (!isId(itemId))
     throw new ApiError('InvalidRequest', 'cursor is not one this API returned; omit it to start over.');
   return itemId;

@@ -1,45 +1,10 @@
 import { createHash } from 'node:crypto';
-import type { BatchItem, ErrorInfo, ImageItem, ItemStatus } from '../../shared/records/types.ts';
-
-export interface VariantView {
-  name: string;
-  format: string;
-  width: number;
-  height: number;
-  size: number;
-  url: string;
-}
-
-export interface ImageView {
-  imageId: string;
-  batchId: string;
-  index: number;
-  name: string;
-  status: ItemStatus;
-  type: string;
-  size: number;
-  createdAt: string;
-  updatedAt: string;
-  width?: number;
-  height?: number;
-  format?: string;
-  placeholder?: string;
-  variants?: VariantView[];
-  error?: ErrorInfo;
-  duplicateOf?: string;
-}
-
-export interface RejectedView {
-  index: number;
-  name: string;
-  status: 'rejected';
-  createdAt: string;
-  error: ErrorInfo;
-}
-
-export type ItemView = ImageView | RejectedView;
+import type { ImageView, ItemStatus, ItemView } from '../../../contract/index.ts';
+import type { BatchItem, ImageItem } from '../../shared/records/types.ts';
 
 /** `expired` is read, not stored: a pending image whose upload URL ran out with nothing uploaded. */
+export function effectiveStatus(item: ImageItem, now: Date): ImageView['status'];
+export function effectiveStatus(item: BatchItem, now: Date): ItemStatus;
 export function effectiveStatus(item: BatchItem, now: Date): ItemStatus {
   if (item.status === 'pending' && Date.parse(item.uploadExpiresAt) <= now.getTime()) return 'expired';
   return item.status;

@@ -1,10 +1,10 @@
+import type { FailureCode } from '../../../contract/index.ts';
+
 /** Why an uploaded file could not become variants. None of these change on a retry. */
-export type ImageFailureCode =
-  | 'UnsupportedFormat'
-  | 'TooManyPixels'
-  | 'TooManyFrames'
-  | 'CorruptImage'
-  | 'ProcessingTimeout';
+export type ImageFailureCode = Extract<
+  FailureCode,
+  'UnsupportedFormat' | 'TooManyPixels' | 'TooManyFrames' | 'CorruptImage' | 'ProcessingTimeout'
+>;
 
 /** A failure caused by the file's bytes: the record ends `failed` with this code, never retried. */
 export class ImageError extends Error {

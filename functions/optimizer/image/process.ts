@@ -1,11 +1,5 @@
-import sharp, {
-  type JpegOptions,
-  type OutputInfo,
-  type ResizeOptions,
-  type Sharp,
-  type SharpOptions,
-} from 'sharp';
-import { CONTENT_TYPES, type VariantFormat, type VariantSpec } from '../../shared/variants.ts';
+import sharp, { type OutputInfo, type ResizeOptions, type Sharp, type SharpOptions } from 'sharp';
+import { OUTPUT_FORMATS, type VariantFormat, type VariantSpec } from '../../shared/variants.ts';
 import { restrictLoaders } from './configure.ts';
 import { ImageError } from './errors.ts';
 import { inputError, type ProcessLimits, readHeader, type SourceHeader } from './header.ts';
@@ -216,9 +210,11 @@ async function renderAnimated(source: DecodedSource, specs: readonly VariantSpec
   const [variants, placeholder] = await Promise.all([
     Promise.all(
       specs.map((spec) =>
-        encodeVariant(fromInput(spec.format === 'webp' ? -1 : 1), spec, seconds()).catch((cause: unknown) => {
-          throw inputError(cause, 'The animation is damaged or incomplete.');
-        }),
+        encodeVariant(fromInput(OUTPUT_FORMATS[spec.format].animated ? -1 : 1), spec, seconds()).catch(
+          (cause: unknown) => {
+            throw inputError(cause, 'The animation is damaged or incomplete.');
+          },
+        ),
       ),
     ),
     thumbHashOf(fromInput(1)).catch((cause: unknown) => {
@@ -235,17 +231,6 @@ function encodeError(cause: unknown): never {
   throw cause;
 }
 
-function jpegOptions(spec: VariantSpec): JpegOptions {
-  switch (spec.effort ?? 1) {
-    case 0:
-      return { quality: spec.quality, optimiseCoding: true };
-    case 1:
-      return { quality: spec.quality, mozjpeg: true, optimiseScans: false };
-    default:
-      return { quality: spec.quality, mozjpeg: true };
-  }
-}
-
 /** Resizes (never enlarging) and encodes one variant; sharp writes no metadata unless asked to. */
 async function encodeVariant(
   pipeline: Sharp,
@@ -254,19 +239,18 @@ async function encodeVariant(
   resize: ResizeOptions = { width: spec.width, height: spec.height, fit: spec.fit, withoutEnlargement: true },
 ): Promise<ProcessedVariant> {
   const resized = pipeline.resize(resize).timeout({ seconds });
-  const encoded =
-    spec.format === 'jpeg'
-      ? resized.flatten({ background: '#ffffff' }).jpeg(jpegOptions(spec))
-      : spec.format === 'webp'
-        ? resized.webp({ quality: spec.quality, effort: spec.effort ?? 4 })
-        : resized.avif({ quality: spec.quality, effort: spec.effort ?? 4 });
+  const output = OUTPUT_FORMATS[spec.format];
+  const encoded = (output.flatten ? resized.flatten({ background: '#ffffff' }) : resized).toFormat(
+    spec.format,
+    output.encoder(spec),
+  );
   const { data, info } = await encoded.toBuffer({ resolveWithObject: true });
   // libwebp merges identical consecutive frames (adding up their delays): count what was written.
   const frames = (info.pages ?? 1) > 1 ? ((await sharp(data).metadata()).pages ?? 1) : 1;
   return {
     name: spec.name,
     format: spec.format,
-    contentType: CONTENT_TYPES[spec.format],
+    contentType: output.contentType,
     width: info.width,
     height: info.pageHeight ?? info.height,
     frames,

@@ -1,69 +1,28 @@
 /**
- * The small interfaces the use cases need. Adapters in `adapters/` implement them over the AWS SDK;
- * the same use cases then run in Lambda, on the local stack and in tests.
+ * What the use cases need of the records; adapters in this folder implement them over DynamoDB.
+ * Status changes are not here: they go through `fate/moves.ts`, the one place that moves an image.
  */
+import type { BatchItem, BatchRecord, ImageItem, ReadyFacts } from './types.ts';
 
-export interface PresignPutRequest {
-  bucket: string;
-  key: string;
-  contentType: string;
-  contentLength: number;
-  /** The file's SHA-256 as 64 hex characters; when given, storage refuses other bytes. */
-  sha256Hex?: string | undefined;
-  expiresInSeconds: number;
+/** Batches and their items, as created and as read. */
+export interface BatchRecords {
+  /** Writes the batch and its items, with the events of items that are final from the start. */
+  createBatch(batch: BatchRecord, items: readonly BatchItem[]): Promise<void>;
+  getBatch(batchId: string): Promise<BatchRecord | undefined>;
+  /** One page of a batch's items in request order, after the item `afterItemId`. */
+  listItems(
+    batchId: string,
+    page: { limit: number; afterItemId?: string | undefined },
+  ): Promise<{ items: BatchItem[]; more: boolean }>;
 }
 
-/** What the client must send, exactly: method, URL and every header. */
-export interface PresignedUpload {
-  method: 'PUT';
-  url: string;
-  headers: Record<string, string>;
+/** Images found by id, and unfinished ones found by age. */
+export interface ImageRecords {
+  getImage(imageId: string): Promise<ImageItem | undefined>;
+  getImageByKey(batchId: string, imageId: string): Promise<ImageItem | undefined>;
+  /** Unfinished images (pending, uploaded, processing) whose last change is older than the time. */
+  listStale(updatedBefore: string): AsyncIterable<ImageItem>;
 }
-
-export interface UrlSigner {
-  /** A URL that accepts one PUT of this key, type, length (and checksum), until it expires. */
-  presignPut(request: PresignPutRequest): Promise<PresignedUpload>;
-  /** A URL that serves the object to a plain GET for at least `minValiditySeconds`. */
-  presignGet(bucket: string, key: string, minValiditySeconds: number): Promise<string>;
-}
-
-export interface StoredObject {
-  body: Buffer;
-  contentType: string | undefined;
-  size: number;
-}
-
-export interface ObjectHead {
-  size: number;
-  lastModified: Date;
-}
-
-export interface ObjectStore {
-  /** Reads a whole object; refuses (without reading it) one larger than `maxBytes`. */
-  get(bucket: string, key: string, maxBytes: number): Promise<StoredObject>;
-  /** The object's size and age, or `undefined` when there is no such object. */
-  head(bucket: string, key: string): Promise<ObjectHead | undefined>;
-  /** Replaces the object's tags (the lifecycle rules act on them). */
-  tag(bucket: string, key: string, tags: Record<string, string>): Promise<void>;
-  put(bucket: string, key: string, body: Buffer, contentType: string): Promise<void>;
-  /** Removes the objects; absent keys are not an error. */
-  delete(bucket: string, keys: readonly string[]): Promise<void>;
-  /** Keys under a prefix, page by page. */
-  list(bucket: string, prefix: string): AsyncIterable<string>;
-}
-
-import type {
-  BatchItem,
-  BatchRecord,
-  ErrorInfo,
-  ImageItem,
-  ReadyFacts,
-  StoredImageStatus,
-  TransitionResult,
-} from './types.ts';
-
-/** Enough of an image to address it and to index it for dedup. */
-export type ImageRef = Pick<ImageItem, 'batchId' | 'imageId' | 'owner' | 'sha256'>;
 
 /** Files of a ready image that later uploads of the same bytes (same owner) reuse. */
 export interface SharedFiles extends ReadyFacts {
@@ -76,49 +35,16 @@ export interface SharedFiles extends ReadyFacts {
   refs: number;
 }
 
-export interface BatchPage {
-  batch: BatchRecord;
-  /** Every item of the batch, in request order. */
-  items: BatchItem[];
-}
-
-/** Persistence of batches and images; every status change is conditional and moves forward only. */
-export interface ImageRecords {
-  createBatch(batch: BatchRecord, items: readonly BatchItem[]): Promise<void>;
-  /** The batch with all its items, or `undefined`. */
-  getBatch(batchId: string): Promise<BatchPage | undefined>;
-  getImage(imageId: string): Promise<ImageItem | undefined>;
-  getImageByKey(batchId: string, imageId: string): Promise<ImageItem | undefined>;
-  /** Moves an image to `uploaded` or `processing`; `processing` counts an attempt. */
-  advance(
-    batchId: string,
-    imageId: string,
-    to: Extract<StoredImageStatus, 'uploaded' | 'processing'>,
-  ): Promise<TransitionResult>;
-  markReady(image: ImageRef, facts: ReadyFacts): Promise<TransitionResult>;
-  markFailed(batchId: string, imageId: string, error: ErrorInfo): Promise<TransitionResult>;
+/** Dedup by checksum: which files an owner already has, and how many images use them. */
+export interface SharedFileRecords {
   /** The files of the owner's ready images with these checksums, by checksum. */
-  findDuplicates(owner: string, sha256s: readonly string[]): Promise<Map<string, SharedFiles>>;
-  getSharedFiles(owner: string, sha256: string): Promise<SharedFiles | undefined>;
+  find(owner: string, sha256s: readonly string[]): Promise<Map<string, SharedFiles>>;
+  /** Offers a new ready image's files for reuse; the first image with a checksum wins. */
+  offer(owner: string, files: Omit<SharedFiles, 'refs'>): Promise<void>;
   /** Counts `count` more images using the shared files; false when they are gone. */
-  retainSharedFiles(owner: string, sha256: string, count: number): Promise<boolean>;
-  /** One image fewer uses the shared files; returns how many still do (0: delete the files). */
-  releaseSharedFiles(owner: string, sha256: string): Promise<number>;
-  deleteImage(batchId: string, imageId: string): Promise<boolean>;
-  /** Unfinished images (pending, uploaded, processing) whose last change is older than the time. */
-  listStale(updatedBefore: string): AsyncIterable<ImageItem>;
-  /** Marks an image as looked after now, if it is still in this status; false if it moved on. */
-  touch(batchId: string, imageId: string, status: StoredImageStatus): Promise<boolean>;
-  /** Stops tracking a pending image whose URL ran out (it reads as `expired`); false if it moved on. */
-  closeExpired(batchId: string, imageId: string): Promise<boolean>;
-}
-
-/** The work queue, as the reconciler uses it. */
-export interface WorkQueue {
-  /** Queues S3-notification-shaped messages for these uploaded objects. */
-  enqueue(objects: readonly { bucket: string; key: string }[]): Promise<void>;
-  /** The objects named by messages in the dead-letter queue (left there for operators). */
-  deadLetters(max: number): Promise<{ bucket: string; key: string }[]>;
+  retain(owner: string, sha256: string, count: number): Promise<boolean>;
+  /** One image fewer uses the files of `imageId`; returns how many still do (0: delete the files). */
+  release(owner: string, sha256: string, imageId: string): Promise<number | undefined>;
 }
 
 export type RateVerdict = { allowed: true } | { allowed: false; retryAfterSeconds: number };

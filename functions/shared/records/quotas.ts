@@ -1,6 +1,7 @@
-import { type DynamoDBDocumentClient, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Quotas, RateVerdict } from './ports.ts';
 import { rateKey, TABLE_SCHEMA } from './schema.ts';
+import type { RecordsTable } from './table.ts';
 
 /**
  * Quotas kept in the records table: a fixed-window request counter per owner (one conditional-free
@@ -8,14 +9,14 @@ import { rateKey, TABLE_SCHEMA } from './schema.ts';
  * sparse `byOpenUpload` index.
  */
 export class DynamoQuotas implements Quotas {
-  readonly #client: DynamoDBDocumentClient;
+  readonly #client: RecordsTable['client'];
   readonly #table: string;
   readonly #now: () => Date;
 
-  constructor(client: DynamoDBDocumentClient, options: { tableName: string; now?: () => Date }) {
-    this.#client = client;
-    this.#table = options.tableName;
-    this.#now = options.now ?? (() => new Date());
+  constructor(table: RecordsTable) {
+    this.#client = table.client;
+    this.#table = table.name;
+    this.#now = table.now;
   }
 
   async hit(owner: string, limit: number, windowSeconds: number): Promise<RateVerdict> {

@@ -8,6 +8,8 @@
  * - Dedup:   pk = `D#<owner>#<sha256>`, sk = `#DEDUP`: the files of an owner's ready image with
  *            that checksum, and how many images share them
  * - Rate:    pk = `R#<owner>`, sk = `<window start, epoch seconds>`: requests in that window
+ * - Outbox:  pk = `O#<shard>`, sk = `<eventId>`: an event written in the same transaction as the
+ *            status move it tells of, until it is handed to the events port (fate/outbox.ts)
  * - Index `byImage` (partition `imageId`; sparse, rejected items have none) finds an image by id.
  * - Index `byOpenUpload` (partition `openOwner`, sort `uploadExpiresAt`; sparse, only images not
  *   yet final carry `openOwner`) counts an owner's unfinished uploads for the quota.
@@ -48,3 +50,5 @@ export const rateKey = (owner: string, windowStart: number) => ({
   sk: String(windowStart),
 });
 export const ITEM_SK_PREFIX = 'I#';
+export const outboxKey = (eventId: string) => ({ pk: `O#${openShard(eventId)}`, sk: eventId });
+export const outboxPartition = (shard: number) => `O#${shard}`;

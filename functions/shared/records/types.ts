@@ -1,23 +1,26 @@
-import type { ImageFailureCode } from '../../optimizer/image/errors.ts';
+import type { ErrorInfo, FailureCode, ImageStatus } from '../../../contract/index.ts';
 import type { VariantFormat } from '../variants.ts';
 
-/** An image's life: it never moves backwards (see `STATUS_RANK`). */
-export type ImageStatus = 'pending' | 'uploaded' | 'processing' | 'ready' | 'failed' | 'expired';
-/** A batch item is an image, or a file refused at the edge. */
-export type ItemStatus = ImageStatus | 'rejected';
+export type { ErrorInfo, FailureCode, ImageStatus, ItemStatus } from '../../../contract/index.ts';
+export { FINAL_STATUSES } from '../../../contract/index.ts';
 
-export const FINAL_STATUSES: ReadonlySet<ItemStatus> = new Set(['ready', 'failed', 'rejected', 'expired']);
-
-/** Order of the stored statuses; a write only succeeds when it moves an image forward. */
-export const STATUS_RANK = { pending: 0, uploaded: 1, processing: 2, ready: 3, failed: 3 } as const;
+/**
+ * Order of the stored statuses; a write only succeeds when it moves an image forward. `expired` is
+ * stored once the reconciler settles an image whose URL ran out (until then it is read from the clock).
+ */
+export const STATUS_RANK = {
+  pending: 0,
+  uploaded: 1,
+  processing: 2,
+  ready: 3,
+  failed: 3,
+  expired: 3,
+} as const satisfies Record<ImageStatus, number>;
 export type StoredImageStatus = keyof typeof STATUS_RANK;
 
-/** Codes an image can fail with: the image core's, plus those the pipeline itself finds. */
-export type FailureCode = ImageFailureCode | 'TooLarge' | 'ChecksumMismatch' | 'ProcessingFailed';
-
-export interface ErrorInfo {
-  code: string;
-  message: string;
+/** An image's failure as stored: one of the contract's codes. */
+export interface FailureInfo extends ErrorInfo {
+  code: FailureCode;
 }
 
 export interface VariantRecord {
@@ -57,6 +60,10 @@ export interface ImageItem extends ItemBase {
   uploadExpiresAt: string;
   /** How many times processing has started. */
   attempts?: number;
+  /** When the pipeline learnt that the bytes landed (`uploaded`). */
+  landedAt?: string;
+  /** When the last processing attempt started. */
+  startedAt?: string;
   width?: number;
   height?: number;
   format?: string;
@@ -68,12 +75,29 @@ export interface ImageItem extends ItemBase {
 
 export type BatchItem = ImageItem | RejectedItem;
 
+/** Counts of a batch's items by stored status (`expired` once the reconciler settled it). */
+export type StoredCounts = Record<StoredImageStatus | 'rejected', number>;
+
 export interface BatchRecord {
   batchId: string;
   owner: string;
   createdAt: string;
-  /** When the batch's upload URLs run out. */
+  /** When the batch's first upload URLs run out. */
   expiresAt: string;
+  /** Items in the batch (deleted images leave it). */
+  total: number;
+  /** Items in a final state. */
+  settled: number;
+  counts: StoredCounts;
+  /** When the last of its upload URLs runs out; past it, every stored `pending` item reads `expired`. */
+  pendingUntil: string;
+  /** Grows with every change to the batch or its items' statuses: the batch's ETag. */
+  version: number;
+  /** When the batch last became complete (a renewed upload URL can open it again). */
+  completedAt?: string;
+  /** How many times it became complete: the batch.completed event's sequence number. */
+  completions?: number;
+  callbackUrl?: string;
 }
 
 /** Facts the optimizer found, stored when an image becomes ready. */

@@ -9,8 +9,8 @@ import {
   paginateListObjectsV2,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import type { ObjectHead, ObjectStore, StoredObject } from '../records/ports.ts';
 import { ObjectDeleteError, ObjectNotFoundError, ObjectTooLargeError } from './errors.ts';
+import type { ObjectHead, ObjectStore, StoredObject } from './ports.ts';
 
 export { ObjectDeleteError, ObjectNotFoundError, ObjectTooLargeError } from './errors.ts';
 

@@ -3,11 +3,10 @@ import { formatUrl } from '@aws-sdk/core/util';
 import { S3RequestPresigner } from '@aws-sdk/s3-request-presigner';
 import { getEndpointFromInstructions } from '@smithy/core/endpoints';
 import { HttpRequest } from '@smithy/core/protocols';
-import type { PresignedUpload, PresignPutRequest, UrlSigner } from '../records/ports.ts';
+import type { PresignedUpload } from '../../../contract/index.ts';
+import { INCOMING_TAG } from './object-keys.ts';
+import type { PresignPutRequest, UrlSigner } from './ports.ts';
 
-/** Tag every presigned upload must carry; a lifecycle rule on this tag expires abandoned uploads
- * (so whatever keeps an original must retag or copy it). */
-export const INCOMING_TAG = { key: 'pipeline-state', value: 'incoming' } as const;
 const INCOMING_TAGGING = `${INCOMING_TAG.key}=${INCOMING_TAG.value}`;
 
 const HOUR_MS = 3_600_000;
@@ -19,6 +18,22 @@ const GET_CACHE_SIZE = 20_000;
 const TEMPLATE_KEY = 'presign-template-key';
 /** Headers the SDK adds for its own bookkeeping; a presigned URL must not sign them. */
 const SDK_HEADERS = ['amz-sdk-invocation-id', 'amz-sdk-request', 'x-amz-user-agent'];
+/**
+ * Checksums the SDK computes itself when the client's `requestChecksumCalculation` is
+ * `WHEN_SUPPORTED` (its default). Presigning has no body, so they would be the checksum of zero
+ * bytes (`x-amz-checksum-crc32=AAAAAA==`), hoisted into the query, and S3 would refuse every real
+ * upload (aws-sdk-js-v3#6994). Only the file's own `x-amz-checksum-sha256` (and GET's
+ * `x-amz-checksum-mode`, which asks for no check of the request) may be signed.
+ */
+const isSdkChecksum = (name: string) => {
+  const lower = name.toLowerCase();
+  return (
+    lower === 'x-amz-sdk-checksum-algorithm' ||
+    (lower.startsWith('x-amz-checksum-') &&
+      lower !== 'x-amz-checksum-sha256' &&
+      lower !== 'x-amz-checksum-mode')
+  );
+};
 // Signed as headers, not hoisted into the query: S3 then compares them with what is sent.
 const PUT_SIGNABLE = new Set(['content-type', 'content-length']);
 const PUT_UNHOISTABLE = new Set(['x-amz-checksum-sha256', 'x-amz-tagging']);
@@ -39,7 +54,9 @@ interface Template {
  * (0.3-0.6 ms each here), which made a 500-image batch page cost 1,500 of them. This signer lets
  * the SDK build one request per bucket and kind (the same middleware, so endpoint rules, path style
  * and headers are the SDK's own), then signs a copy of it per key with the same presigner
- * `getSignedUrl` uses. The URLs are identical to `getSignedUrl`'s (a test holds them to it).
+ * `getSignedUrl` uses. The URLs are identical to `getSignedUrl`'s on a client that computes
+ * checksums only when required (a test holds them to it): whatever the client's setting, an upload
+ * URL signs no checksum but the file's own SHA-256.
  *
  * URLs signed with temporary credentials (a Lambda role) stop working when those credentials
  * expire, whatever their own expiry says.
@@ -199,6 +216,9 @@ async function buildTemplate(
   await (command as any).resolveMiddleware(stack, client.config, {})({ input: command.input });
   if (!captured) throw new Error('The SDK did not reach signing; cannot build a presign template.');
   for (const header of SDK_HEADERS) delete captured.request.headers[header];
+  for (const header of Object.keys(captured.request.headers)) {
+    if (isSdkChecksum(header)) delete captured.request.headers[header];
+  }
   return { ...captured, presigner };
 }
 

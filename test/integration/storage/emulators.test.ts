@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
@@ -220,12 +221,23 @@ describe('the local emulators', () => {
   });
 
   it('remove the staging files an interrupted upload left behind when they start again', async () => {
+    // An object whose key merely looks like a staging file is the user's, and stays.
+    await clients.s3.send(
+      new PutObjectCommand({ Bucket: OPTIONS.buckets.upload, Key: '.staging-kept', Body: 'a real object' }),
+    );
     await stop();
     const bucketDir = join(dataDir, 's3', OPTIONS.buckets.upload);
-    const leftover = join(bucketDir, '.staging-interrupted');
-    await writeFile(leftover, 'half an upload');
+    const leftover = `.staging-${randomUUID()}`;
+    await writeFile(join(bucketDir, leftover), 'half an upload');
+    await writeFile(join(bucketDir, `${leftover}.md5`), 'its digest');
     await start();
-    expect(await readdir(bucketDir)).not.toContain('.staging-interrupted');
+    const names = await readdir(bucketDir);
+    expect(names).not.toContain(leftover);
+    expect(names).not.toContain(`${leftover}.md5`);
+    const kept = await clients.s3.send(
+      new GetObjectCommand({ Bucket: OPTIONS.buckets.upload, Key: '.staging-kept' }),
+    );
+    expect(await kept.Body?.transformToString()).toBe('a real object');
   });
 
   it('apply the configured queue settings to queues restored from the data directory', async () => {

@@ -41,7 +41,11 @@ describe('validateUploadRequest', () => {
       },
       limits,
     );
-    expect(results.map((r) => (r.ok ? 'ok' : r.error.code))).toEqual(['UnsupportedType', 'ok', 'TooLarge']);
+    expect(results.files.map((r) => (r.ok ? 'ok' : r.error.code))).toEqual([
+      'UnsupportedType',
+      'ok',
+      'TooLarge',
+    ]);
   });
 
   it.each([
@@ -55,7 +59,7 @@ describe('validateUploadRequest', () => {
     ['a short checksum', { ...good, sha256: 'abc' }, 'InvalidChecksum'],
     ['a missing type', { name: 'a.jpg', size: 1 }, 'UnsupportedType'],
   ])('rejects %s', (_, file, code) => {
-    const [result] = validateUploadRequest({ files: [file] }, limits);
+    const [result] = validateUploadRequest({ files: [file] }, limits).files;
     expect(result).toMatchObject({ ok: false, error: { code } });
   });
 
@@ -63,7 +67,35 @@ describe('validateUploadRequest', () => {
     const [result] = validateUploadRequest(
       { files: [{ ...good, type: 'IMAGE/JPEG', sha256: 'A'.repeat(64) }] },
       limits,
-    );
+    ).files;
     expect(result).toEqual({ ok: true, file: { ...good, type: 'image/jpeg', sha256: 'a'.repeat(64) } });
+  });
+
+  it.each([
+    ['""', '', 'application/octet-stream'],
+    ['application/octet-stream', 'application/octet-stream', 'application/octet-stream'],
+    ['image/jpg', 'image/jpg', 'image/jpeg'],
+  ])('accepts the declared type %s and lets the bytes decide', (_, type, pinned) => {
+    const [result] = validateUploadRequest({ files: [{ ...good, type }] }, limits).files;
+    expect(result).toEqual({ ok: true, file: { ...good, type: pinned } });
+  });
+
+  it('bounds its work and its answer by the limits, whatever the body holds', () => {
+    // A million non-objects: refused by the list's length before any entry is looked at.
+    const huge = { files: Array.from({ length: 1_000_000 }, () => 1) };
+    expect(() => validateUploadRequest(huge, limits)).toThrow(
+      expect.objectContaining({ code: 'TooManyFiles' }),
+    );
+    // Within the length, every entry a non-object: at most 20 details.
+    try {
+      validateUploadRequest(
+        { files: Array.from({ length: 500 }, () => 'x') },
+        { ...limits, maxFilesPerBatch: 500 },
+      );
+      expect.unreachable();
+    } catch (error) {
+      expect(error).toMatchObject({ code: 'InvalidRequest' });
+      expect((error as { details: unknown[] }).details).toHaveLength(20);
+    }
   });
 });

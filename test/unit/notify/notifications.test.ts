@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseUploadKey } from '../../../functions/optimizer/process-upload.ts';
 import { objectsInNotification } from '../../../functions/shared/notify/s3-events.ts';
+import { parseUploadKey } from '../../../functions/shared/storage/object-keys.ts';
 
 const event = (key: string, eventName = 'ObjectCreated:Put') =>
   JSON.stringify({ Records: [{ eventName, s3: { bucket: { name: 'uploads-bucket' }, object: { key } } }] });

@@ -1,0 +1,3 @@
+/** The external contract: schemas, inferred types, statuses, error codes and routes. */
+export * from './routes.ts';
+export * from './schemas.ts';

@@ -1,0 +1,433 @@
+import { countAttribute, fromBatchRow } from '../records/batch-row.ts';
+import { RecordsWriteError } from '../records/errors.ts';
+import { batchKey, itemKey, openShard, outboxKey, TABLE_SCHEMA } from '../records/schema.ts';
+import { epochSeconds, fromRow, type RecordsTable, type Row, type TransactItem } from '../records/table.ts';
+import {
+  type BatchRecord,
+  type FailureInfo,
+  FINAL_STATUSES,
+  type ImageItem,
+  type ReadyFacts,
+  STATUS_RANK,
+  type StoredImageStatus,
+  type TransitionResult,
+} from '../records/types.ts';
+import { type BatchCompletedEvent, batchEventId, imageEventId, type PipelineEvent } from './events.ts';
+
+/** Enough of an image to find it. */
+export interface ImageRef {
+  batchId: string;
+  imageId: string;
+}
+
+/** How an image ends. */
+export type Outcome =
+  | { status: 'ready'; facts: ReadyFacts }
+  | { status: 'failed'; error: FailureInfo }
+  | { status: 'expired' };
+
+/**
+ * Every change of an image's status, and so of its batch's counts. Each is one DynamoDB transaction
+ * over the image, its batch and (for a final state) the outbox, conditioned on the status it read:
+ * a move that raced another is read again and decided again, never applied twice.
+ */
+export interface StatusMoves {
+  /** `pending` -> `uploaded` -> `processing`; entering `processing` again (a retry) counts an attempt. */
+  advance(image: ImageRef, to: 'uploaded' | 'processing'): Promise<TransitionResult>;
+  /** The one place an image reaches a final state (see `settle` below). */
+  settle(image: ImageRef, outcome: Outcome): Promise<TransitionResult>;
+  /** A fresh upload URL for an image still waiting for its bytes (`pending`, or settled `expired`). */
+  reopen(image: ImageRef, uploadExpiresAt: string): Promise<TransitionResult>;
+  /** Takes the image out of its batch (DELETE); false when it was gone already. */
+  remove(image: ImageRef): Promise<ImageItem | undefined>;
+  /** Marks work as looked after now, if still in this status; false if it moved on. */
+  touch(image: ImageRef, status: StoredImageStatus): Promise<boolean>;
+}
+
+/** What one move does to the image row, decided from the image and batch as read. */
+interface Plan {
+  to: StoredImageStatus;
+  /** The image row's update (the status condition is added). */
+  set: Record<string, unknown>;
+  remove?: string[];
+  add?: Record<string, number>;
+  /** Rank written with the status; defaults to the status's own. */
+  rank?: number;
+  /** The batch's `settled` count moves by this much. */
+  settledDelta: number;
+  /** Extra batch attributes to set (and to remove). */
+  batchSet?: Record<string, unknown>;
+  batchRemove?: string[];
+  events?: (item: ImageItem) => PipelineEvent[];
+}
+
+type Decision = Plan | { refuse: 'stale' };
+
+const MAX_ATTEMPTS = 12;
+const OUTBOX_RETENTION_SECONDS = 14 * 86_400;
+
+/** The DynamoDB implementation of `StatusMoves` over the single table. */
+export class DynamoStatusMoves implements StatusMoves {
+  readonly #table: RecordsTable;
+  readonly #retentionSeconds: number;
+
+  constructor(table: RecordsTable, options: { retentionSeconds: number }) {
+    this.#table = table;
+    this.#retentionSeconds = options.retentionSeconds;
+  }
+
+  advance(image: ImageRef, to: 'uploaded' | 'processing'): Promise<TransitionResult> {
+    return this.#move(image, (item) => {
+      const now = this.#table.now().toISOString();
+      if (to === 'processing' && item.status === 'processing') {
+        // A retry after a crash or a transient error starts here; it changes no count.
+        return { to, set: { updatedAt: now, startedAt: now }, add: { attempts: 1 }, settledDelta: 0 };
+      }
+      if (STATUS_RANK[item.status] >= STATUS_RANK[to]) return { refuse: 'stale' };
+      return {
+        to,
+        set:
+          to === 'uploaded'
+            ? { status: to, updatedAt: now, landedAt: now }
+            : { status: to, updatedAt: now, startedAt: now },
+        ...(to === 'processing' ? { add: { attempts: 1 } } : {}),
+        settledDelta: 0,
+      };
+    });
+  }
+
+  /**
+   * Moves an image to `ready`, `failed` or `expired`, exactly once: the image's status, the batch's
+   * counts and, when this was the batch's last open item, its `completedAt`, change in one
+   * transaction with the outbox rows that tell of them ("image finished", "batch completed"), so a
+   * crash right after cannot lose the events, and a repeat finds the image final and changes nothing.
+   */
+  settle(image: ImageRef, outcome: Outcome): Promise<TransitionResult> {
+    return this.#move(image, (item) => {
+      if (FINAL_STATUSES.has(item.status)) return { refuse: 'stale' };
+      if (outcome.status === 'expired' && item.status !== 'pending') return { refuse: 'stale' };
+      const now = this.#table.now();
+      const time = now.toISOString();
+      const base = { to: outcome.status, settledDelta: 1 } as const;
+      const imageEvent = (finished: ImageItem): PipelineEvent[] =>
+        outcome.status === 'expired' ? [] : [imageFinished(finished, time)];
+      switch (outcome.status) {
+        case 'ready': {
+          const { width, height, format, placeholder, variants } = outcome.facts;
+          return {
+            ...base,
+            // A ready image is kept until deleted.
+            set: { status: 'ready', updatedAt: time, width, height, format, placeholder, variants },
+            remove: [TABLE_SCHEMA.ttlAttribute, 'error', 'openOwner', 'openShard'],
+            events: imageEvent,
+          };
+        }
+        case 'failed':
+          return {
+            ...base,
+            set: {
+              status: 'failed',
+              updatedAt: time,
+              error: outcome.error,
+              [TABLE_SCHEMA.ttlAttribute]: epochSeconds(now) + this.#retentionSeconds,
+            },
+            remove: ['openOwner', 'openShard'],
+            events: imageEvent,
+          };
+        case 'expired':
+          return { ...base, set: { status: 'expired', updatedAt: time }, remove: ['openOwner', 'openShard'] };
+      }
+    });
+  }
+
+  reopen(image: ImageRef, uploadExpiresAt: string): Promise<TransitionResult> {
+    return this.#move(image, (item) => {
+      const time = this.#table.now().toISOString();
+      const batchSet = { pendingUntil: uploadExpiresAt };
+      if (item.status === 'pending') {
+        return { to: 'pending', set: { uploadExpiresAt, updatedAt: time }, settledDelta: 0, batchSet };
+      }
+      if (item.status !== 'expired') return { refuse: 'stale' };
+      // Settled as expired, now waiting again: it counts as open, and the batch is no longer complete.
+      return {
+        to: 'pending',
+        rank: STATUS_RANK.pending,
+        set: {
+          status: 'pending',
+          uploadExpiresAt,
+          updatedAt: time,
+          openOwner: item.owner,
+          openShard: openShard(item.imageId),
+        },
+        settledDelta: -1,
+        batchSet,
+        batchRemove: ['completedAt'],
+      };
+    });
+  }
+
+  async remove(image: ImageRef): Promise<ImageItem | undefined> {
+    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+      const read = await this.#read(image);
+      if (!read) return undefined;
+      const { item, batch } = read;
+      const wasFinal = FINAL_STATUSES.has(item.status);
+      const after = { total: batch.total - 1, settled: batch.settled - (wasFinal ? 1 : 0) };
+      const completing = !batch.completedAt && after.settled === after.total;
+      const events = completing ? [batchCompleted(batch, item.status, undefined, this.#table.now())] : [];
+      const applied = await this.#table.transact([
+        {
+          Delete: {
+            TableName: this.#table.name,
+            Key: itemKey(image.batchId, image.imageId),
+            ConditionExpression: '#status = :from',
+            ExpressionAttributeNames: { '#status': 'status' },
+            ExpressionAttributeValues: { ':from': item.status },
+          },
+        },
+        this.#batchUpdate(
+          batch,
+          { from: item.status, to: undefined, settledDelta: wasFinal ? -1 : 0 },
+          {
+            totalDelta: -1,
+            completing,
+            exact: true,
+          },
+        ),
+        ...events.map((event) => this.#outboxPut(event)),
+      ]);
+      if (applied) return item;
+      await this.#table.backoff(attempt);
+    }
+    throw new RecordsWriteError(`Could not delete image ${image.imageId}: its batch kept changing`);
+  }
+
+  async touch(image: ImageRef, status: StoredImageStatus): Promise<boolean> {
+    const result = await this.#move(image, (item) =>
+      item.status === status
+        ? { to: status, set: { updatedAt: this.#table.now().toISOString() }, settledDelta: 0 }
+        : { refuse: 'stale' },
+    );
+    return result.applied;
+  }
+
+  /** Reads the image and its batch, decides, and applies the decision if nothing moved meanwhile. */
+  async #move(image: ImageRef, decide: (item: ImageItem, batch: BatchRecord) => Decision) {
+    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+      const read = await this.#read(image);
+      if (!read) return { applied: false, reason: 'missing' } as const;
+      const { item, batch } = read;
+      const plan = decide(item, batch);
+      if ('refuse' in plan) return { applied: false, reason: 'stale', item } as const;
+      const updated = applyPlan(item, plan);
+      const settled = batch.settled + plan.settledDelta;
+      const completing = plan.settledDelta > 0 && settled === batch.total;
+      const now = this.#table.now();
+      const events = [
+        ...(plan.events?.(updated) ?? []),
+        ...(completing ? [batchCompleted(batch, item.status, plan.to, now)] : []),
+      ];
+      const applied = await this.#table.transact([
+        this.#imageUpdate(image, item.status, plan),
+        this.#batchUpdate(
+          batch,
+          { from: item.status, to: plan.to, settledDelta: plan.settledDelta },
+          {
+            totalDelta: 0,
+            completing,
+            exact: completing,
+            batchSet: plan.batchSet,
+            batchRemove: plan.batchRemove,
+          },
+        ),
+        ...events.map((event) => this.#outboxPut(event)),
+      ]);
+      if (applied) return { applied: true, item: updated } as const;
+      await this.#table.backoff(attempt);
+    }
+    throw new RecordsWriteError(`Could not move image ${image.imageId}: it or its batch kept changing`);
+  }
+
+  async #read(image: ImageRef): Promise<{ item: ImageItem; batch: BatchRecord } | undefined> {
+    const [itemRow, batchRow] = await Promise.all([
+      this.#table.get(itemKey(image.batchId, image.imageId)),
+      this.#table.get(batchKey(image.batchId)),
+    ]);
+    if (!itemRow || typeof itemRow.imageId !== 'string' || !batchRow) return undefined;
+    return { item: fromRow<ImageItem>(itemRow), batch: fromBatchRow(batchRow) };
+  }
+
+  #imageUpdate(image: ImageRef, from: StoredImageStatus, plan: Plan): TransactItem {
+    const names: Record<string, string> = { '#status': 'status' };
+    const values: Record<string, unknown> = { ':from': from };
+    const name = (attribute: string) => {
+      if (attribute === 'status') return '#status';
+      const alias = `#n${Object.keys(names).length}`;
+      names[alias] = attribute;
+      return alias;
+    };
+    const value = (v: unknown) => {
+      const alias = `:v${Object.keys(values).length}`;
+      values[alias] = v;
+      return alias;
+    };
+    const set = Object.entries(plan.set).map(([attribute, v]) => `${name(attribute)} = ${value(v)}`);
+    if (plan.to !== from || plan.rank !== undefined) {
+      set.push(`statusRank = ${value(plan.rank ?? STATUS_RANK[plan.to])}`);
+    }
+    const add = Object.entries(plan.add ?? {}).map(([attribute, by]) => `${name(attribute)} ${value(by)}`);
+    const remove = (plan.remove ?? []).map(name);
+    return {
+      Update: {
+        TableName: this.#table.name,
+        Key: itemKey(image.batchId, image.imageId),
+        UpdateExpression: [
+          `SET ${set.join(', ')}`,
+          add.length > 0 ? `ADD ${add.join(', ')}` : '',
+          remove.length > 0 ? `REMOVE ${remove.join(', ')}` : '',
+        ]
+          .filter(Boolean)
+          .join(' '),
+        ConditionExpression: 'attribute_exists(pk) AND #status = :from',
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
+      },
+    };
+  }
+
+  /**
+   * The batch's side of a move: counts, `settled`, `version`, and `completedAt` when this move
+   * completes it. A move that completes the batch (or a DELETE) requires the exact counts it read; any
+   * other final move only requires that it is not the last one, so moves of one batch rarely collide.
+   */
+  #batchUpdate(
+    batch: BatchRecord,
+    move: { from: StoredImageStatus; to: StoredImageStatus | undefined; settledDelta: number },
+    options: {
+      totalDelta: number;
+      completing: boolean;
+      exact: boolean;
+      batchSet?: Record<string, unknown> | undefined;
+      batchRemove?: string[] | undefined;
+    },
+  ): TransactItem {
+    const adds = new Map<string, number>([['version', 1]]);
+    const bump = (attribute: string, by: number) => adds.set(attribute, (adds.get(attribute) ?? 0) + by);
+    if (move.to !== move.from) {
+      bump(countAttribute(move.from), -1);
+      if (move.to) bump(countAttribute(move.to), 1);
+    }
+    if (move.settledDelta !== 0) bump('settled', move.settledDelta);
+    if (options.totalDelta !== 0) bump('total', options.totalDelta);
+    if (options.completing) bump('completions', 1);
+    const values: Record<string, unknown> = { ':total': batch.total };
+    const add = [...adds]
+      .filter(([, by]) => by !== 0)
+      .map(([attribute, by], i) => {
+        values[`:d${i}`] = by;
+        return `${attribute === 'total' ? '#total' : attribute} :d${i}`;
+      });
+    const set = Object.entries(options.batchSet ?? {}).map(([attribute, value], i) => {
+      values[`:s${i}`] = value;
+      return `${attribute} = :s${i}`;
+    });
+    if (options.completing) {
+      values[':completedAt'] = this.#table.now().toISOString();
+      set.push('completedAt = :completedAt');
+    }
+    let condition = 'attribute_exists(pk) AND #total = :total';
+    if (options.exact) {
+      values[':settled'] = batch.settled;
+      condition += ' AND settled = :settled';
+    } else if (move.settledDelta > 0) {
+      values[':lastButOne'] = batch.total - 1;
+      condition += ' AND settled < :lastButOne';
+    }
+    return {
+      Update: {
+        TableName: this.#table.name,
+        Key: batchKey(batch.batchId),
+        UpdateExpression: [
+          `ADD ${add.join(', ')}`,
+          set.length > 0 ? `SET ${set.join(', ')}` : '',
+          (options.batchRemove ?? []).length > 0 ? `REMOVE ${(options.batchRemove ?? []).join(', ')}` : '',
+        ]
+          .filter(Boolean)
+          .join(' '),
+        ConditionExpression: condition,
+        ExpressionAttributeNames: { '#total': 'total' },
+        ExpressionAttributeValues: values,
+      },
+    };
+  }
+
+  #outboxPut(event: PipelineEvent): TransactItem {
+    return {
+      Put: {
+        TableName: this.#table.name,
+        Item: {
+          ...outboxKey(event.id),
+          event,
+          // A safety net only: the relay removes each row once its event is handed on.
+          [TABLE_SCHEMA.ttlAttribute]: epochSeconds(this.#table.now()) + OUTBOX_RETENTION_SECONDS,
+        },
+        ConditionExpression: 'attribute_not_exists(pk)',
+      },
+    };
+  }
+}
+
+function applyPlan(item: ImageItem, plan: Plan): ImageItem {
+  const updated: Row = { ...item, ...plan.set };
+  for (const attribute of plan.remove ?? []) delete updated[attribute];
+  for (const [attribute, by] of Object.entries(plan.add ?? {})) {
+    updated[attribute] = Number(updated[attribute] ?? 0) + by;
+  }
+  return fromRow<ImageItem>(updated);
+}
+
+function imageFinished(item: ImageItem, time: string): PipelineEvent {
+  const status = item.status === 'ready' ? 'ready' : 'failed';
+  return {
+    id: imageEventId(item.imageId, status),
+    type: status === 'ready' ? 'image.ready' : 'image.failed',
+    time,
+    owner: item.owner,
+    batchId: item.batchId,
+    imageId: item.imageId,
+    name: item.name,
+    ...(item.landedAt ? { landedAt: item.landedAt } : {}),
+    ...(item.startedAt ? { startedAt: item.startedAt } : {}),
+    ...(status === 'ready'
+      ? {
+          width: item.width,
+          height: item.height,
+          format: item.format,
+          variants: (item.variants ?? []).map(({ key: _key, ...variant }) => variant),
+        }
+      : { error: item.error }),
+  } as PipelineEvent;
+}
+
+/** The batch as it stands once this move is applied: every item final. */
+function batchCompleted(
+  batch: BatchRecord,
+  from: StoredImageStatus,
+  to: StoredImageStatus | undefined,
+  now: Date,
+): BatchCompletedEvent {
+  const counts = { ...batch.counts };
+  counts[from] -= 1;
+  if (to) counts[to] += 1;
+  const completion = (batch.completions ?? 0) + 1;
+  return {
+    id: batchEventId(batch.batchId, completion),
+    type: 'batch.completed',
+    time: now.toISOString(),
+    owner: batch.owner,
+    batchId: batch.batchId,
+    total: batch.total - (to ? 0 : 1),
+    counts,
+    ...(batch.callbackUrl ? { callbackUrl: batch.callbackUrl } : {}),
+  };
+}

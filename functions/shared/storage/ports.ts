@@ -1,0 +1,44 @@
+/** The storage ports: what the use cases need of an object store and of a URL signer. */
+import type { PresignedUpload } from '../../../contract/index.ts';
+
+export interface PresignPutRequest {
+  bucket: string;
+  key: string;
+  contentType: string;
+  contentLength: number;
+  /** The file's SHA-256 as 64 hex characters; when given, storage refuses other bytes. */
+  sha256Hex?: string | undefined;
+  expiresInSeconds: number;
+}
+
+export interface UrlSigner {
+  /** A URL that accepts one PUT of this key, type, length (and checksum), until it expires. */
+  presignPut(request: PresignPutRequest): Promise<PresignedUpload>;
+  /** A URL that serves the object to a plain GET for at least `minValiditySeconds`. */
+  presignGet(bucket: string, key: string, minValiditySeconds: number): Promise<string>;
+}
+
+export interface StoredObject {
+  body: Buffer;
+  contentType: string | undefined;
+  size: number;
+}
+
+export interface ObjectHead {
+  size: number;
+  lastModified: Date;
+}
+
+export interface ObjectStore {
+  /** Reads a whole object; refuses (without reading it) one larger than `maxBytes`. */
+  get(bucket: string, key: string, maxBytes: number): Promise<StoredObject>;
+  /** The object's size and age, or `undefined` when there is no such object. */
+  head(bucket: string, key: string): Promise<ObjectHead | undefined>;
+  /** Replaces the object's tags (the lifecycle rules act on them). */
+  tag(bucket: string, key: string, tags: Record<string, string>): Promise<void>;
+  put(bucket: string, key: string, body: Buffer, contentType: string): Promise<void>;
+  /** Removes the objects; absent keys are not an error. */
+  delete(bucket: string, keys: readonly string[]): Promise<void>;
+  /** Keys under a prefix, page by page. */
+  list(bucket: string, prefix: string): AsyncIterable<string>;
+}
