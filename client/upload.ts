@@ -1,6 +1,6 @@
 import type { CreatedBatch, PresignedUpload } from '../contract/index.ts';
 import type { ApiClient } from './api.ts';
-import { ApiRequestError, isAbort, PhotoIntakeError, StorageError } from './errors.ts';
+import { ApiRequestError, isAbort, NetworkError, PhotoIntakeError, StorageError } from './errors.ts';
 import { defaultTransport, type PutTransport } from './put.ts';
 import { backoffDelay, sleep } from './retry.ts';
 import { type NormalizedSource, normalizeSource, type UploadInput } from './source.ts';
@@ -323,6 +323,9 @@ class UploadRun {
         const retryable = error instanceof PhotoIntakeError && error.retryable;
         if (retryable && retries < this.#api.retry.retries) {
           retries++;
+          // No answer: the bytes may have been stored all the same. Asking for a fresh URL first
+          // tells (409), so the same bytes are not stored twice (each store is an event to process).
+          if (error instanceof NetworkError) task.needsRefresh = true;
           const retryAfter =
             error instanceof StorageError || error instanceof ApiRequestError
               ? error.retryAfterMs
