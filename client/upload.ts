@@ -298,9 +298,11 @@ class UploadRun {
           task.expiresAt = fresh.expiresAt;
           task.needsRefresh = false;
           task.sent = false;
+          this.#record(task);
         }
         if (!task.sent) {
           task.sent = true;
+          this.#record(task);
           this.#saveState();
         }
         this.#setStatus(task, 'uploading');
@@ -392,8 +394,8 @@ class UploadRun {
     };
   }
 
+  /** Each task is recorded as it changes, so saving is only telling the caller. */
   #saveState(): void {
-    for (const task of this.#tasks) if (task.batchId && !FINAL.has(task.status)) this.#record(task);
     this.#options.onStateChange?.(this.#state);
   }
 

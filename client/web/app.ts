@@ -69,6 +69,7 @@ interface Row {
   thumbUrl?: string;
   job: Job;
   element?: HTMLLIElement;
+  parts?: { img: HTMLImageElement; detail: HTMLElement; bar: HTMLElement; retry: HTMLButtonElement };
   /** What the element shows, to touch only what changed. */
   shown: {
     status?: string;
@@ -234,21 +235,34 @@ function errorInfo(error: unknown): { code: string; message: string } {
 
 // ---- rendering (one batch of DOM writes per frame) ----
 
+const rowTemplate = document.createElement('template');
+rowTemplate.innerHTML =
+  '<li><div class="thumb"><img alt="" decoding="async"></div>' +
+  '<div class="meta"><div class="name"></div><div class="detail"></div>' +
+  '<div class="bar"><span></span></div></div>' +
+  '<button type="button" class="retry" hidden>Retry</button></li>';
+
 function createElement(row: Row): HTMLLIElement {
-  const li = document.createElement('li');
+  const li = (rowTemplate.content.firstElementChild as HTMLLIElement).cloneNode(true) as HTMLLIElement;
   li.dataset.file = row.file.name;
-  li.innerHTML =
-    '<div class="thumb"><img alt="" decoding="async"></div>' +
-    '<div class="meta"><div class="name"></div><div class="detail"></div>' +
-    '<div class="bar"><span></span></div></div>' +
-    '<button type="button" class="retry" hidden>Retry</button>';
+  row.parts = {
+    img: li.querySelector('img') as HTMLImageElement,
+    detail: li.querySelector('.detail') as HTMLElement,
+    bar: li.querySelector('.bar span') as HTMLElement,
+    retry: li.querySelector('.retry') as HTMLButtonElement,
+  };
   (li.querySelector('.name') as HTMLElement).textContent = relativePath(row.file);
-  (li.querySelector('.retry') as HTMLButtonElement).addEventListener('click', () => retry(row));
+  row.parts.retry.addEventListener('click', () => retry(row));
   return li;
 }
 
+/** Longest stretch of DOM work in one frame; what is left waits for the next frame. */
+const FRAME_BUDGET_MS = 8;
+let overallPaintedAt = 0;
+
 function render(): void {
   frame = 0;
+  const deadline = performance.now() + FRAME_BUDGET_MS;
   const fragment = document.createDocumentFragment();
   for (const row of dirty) {
     if (!row.element) {
@@ -256,14 +270,25 @@ function render(): void {
       fragment.append(row.element);
     }
     paint(row, row.element);
+    dirty.delete(row);
+    if (performance.now() > deadline) break;
   }
-  dirty.clear();
-  if (fragment.childNodes.length > 0) list.append(fragment);
-  paintOverall();
+  if (fragment.childNodes.length > 0) {
+    // Past a few screens of rows, those out of view are not laid out or painted.
+    if (rows.length > 100) list.classList.add('many');
+    list.append(fragment);
+  }
+  if (dirty.size > 0) frame = requestAnimationFrame(render);
+  const now = performance.now();
+  if (dirty.size === 0 || now - overallPaintedAt > 250) {
+    overallPaintedAt = now;
+    paintOverall();
+  }
 }
 
 function paint(row: Row, li: HTMLLIElement): void {
   const shown = row.shown;
+  const parts = row.parts as NonNullable<Row['parts']>;
   if (shown.status !== row.status) {
     li.dataset.status = row.status;
     shown.status = row.status;
@@ -273,20 +298,20 @@ function paint(row: Row, li: HTMLLIElement): void {
   if (shown.error !== error) {
     if (error) li.dataset.error = error;
     else delete li.dataset.error;
-    (li.querySelector('.retry') as HTMLButtonElement).hidden = !canRetry(row);
+    parts.retry.hidden = !canRetry(row);
     shown.error = error;
   }
   const percent = row.file.size === 0 ? 100 : Math.floor((row.bytesDone / row.file.size) * 100);
   if (shown.percent !== percent) {
-    (li.querySelector('.bar span') as HTMLElement).style.width = `${percent}%`;
+    parts.bar.style.width = `${percent}%`;
     shown.percent = percent;
   }
   const detail = describeRow(row, percent);
   if (shown.detail !== detail) {
-    (li.querySelector('.detail') as HTMLElement).textContent = detail;
+    parts.detail.textContent = detail;
     shown.detail = detail;
   }
-  const img = li.querySelector('img') as HTMLImageElement;
+  const img = parts.img;
   if (row.placeholder && shown.placeholder !== row.placeholder) {
     try {
       const bytes = Uint8Array.from(atob(row.placeholder), (c) => c.charCodeAt(0));

@@ -8,7 +8,7 @@ const here = import.meta.dirname;
  * `app.ts`, bundled for browsers by esbuild) inlined, so it is one self-contained document that
  * can be served from anywhere.
  */
-export async function buildUploaderPage(): Promise<string> {
+export async function buildUploaderPage(options: { minify?: boolean } = {}): Promise<string> {
   const { build } = await import('esbuild');
   const [template, bundle] = await Promise.all([
     readFile(path.join(here, 'index.html'), 'utf8'),
@@ -19,7 +19,7 @@ export async function buildUploaderPage(): Promise<string> {
       format: 'iife',
       platform: 'browser',
       target: ['chrome110', 'firefox110', 'safari16'],
-      minify: true,
+      minify: options.minify ?? true,
       legalComments: 'none',
     }),
   ]);

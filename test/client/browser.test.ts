@@ -158,16 +158,16 @@ describe('web uploader in Chromium, served from another origin', () => {
   it('stays responsive with 1,000 files dropped (longest main-thread task reported)', async () => {
     const tab = await open(`many-${randomUUID()}`);
     await tab.evaluate(() => {
-      const w = window as unknown as { longTasks: number[] };
+      const w = window as unknown as { longTasks: Array<[number, number]> };
       w.longTasks = [];
       new PerformanceObserver((list) => {
-        for (const entry of list.getEntries()) w.longTasks.push(entry.duration);
+        for (const entry of list.getEntries()) w.longTasks.push([entry.startTime, entry.duration]);
       }).observe({ type: 'longtask', buffered: true });
     });
     const png = (await readFile(corpusFile('valid/sharp--Flag_of_the_Netherlands-alpha.png'))).toString(
       'base64',
     );
-    const started = Date.now();
+    // The files are made in one task and dropped in another, so that making them is not counted.
     await tab.evaluate((base64) => {
       const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
       const transfer = new DataTransfer();
@@ -176,26 +176,44 @@ describe('web uploader in Chromium, served from another origin', () => {
           new File([bytes], `flag-${String(i).padStart(4, '0')}.png`, { type: 'image/png' }),
         );
       }
+      (window as unknown as { transfer: DataTransfer }).transfer = transfer;
+    }, png);
+    const started = Date.now();
+    const droppedAt = await tab.evaluate(() => {
+      const at = performance.now();
+      const transfer = (window as unknown as { transfer: DataTransfer }).transfer;
       document
         .querySelector('#drop')
         ?.dispatchEvent(new DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true }));
-    }, png);
+      return at;
+    });
+    await tab.waitForFunction(() => document.querySelectorAll('[data-file]').length === 1000, undefined, {
+      timeout: 30_000,
+    });
+    const rowsMs = Date.now() - started;
     await tab.waitForFunction(
       () =>
         document.querySelectorAll(
           '[data-file][data-status=uploaded], [data-file][data-status=processing], [data-file][data-status=ready]',
         ).length === 1000,
       undefined,
-      { timeout: 240_000, polling: 500 },
+      { timeout: 240_000, polling: 1_000 },
     );
     const uploadedMs = Date.now() - started;
-    const longTasks = await tab.evaluate(() => (window as unknown as { longTasks: number[] }).longTasks);
-    const longest = Math.max(0, ...longTasks);
+    const tasks = (
+      await tab.evaluate(() => (window as unknown as { longTasks: Array<[number, number]> }).longTasks)
+    )
+      .filter(([at]) => at >= droppedAt)
+      .map(([at, duration]) => ({ at: at - droppedAt, duration }));
+    const longest = (list: typeof tasks) => Math.round(Math.max(0, ...list.map((task) => task.duration)));
     const report = {
       files: 1000,
-      uploadedMs,
-      longTasks: longTasks.length,
-      longestTaskMs: Math.round(longest),
+      rowsShownMs: rowsMs,
+      allUploadedMs: uploadedMs,
+      longTasks: tasks.length,
+      longestTaskFirst10sMs: longest(tasks.filter((task) => task.at < 10_000)),
+      longestTaskMs: longest(tasks),
+      tasksOver200Ms: tasks.filter((task) => task.duration > 200).length,
     };
     console.log(`1,000 files dropped: ${JSON.stringify(report)}`);
     await writeFile(path.join(OUTPUT, 'thousand-files.json'), `${JSON.stringify(report, null, 2)}\n`);
