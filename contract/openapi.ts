@@ -17,6 +17,12 @@ const json = (schema: z.ZodType) => ({ content: { 'application/json': { schema }
 const error = (description: string) => ({ description, ...json(ErrorBodySchema) });
 const etag = z.object({ ETag: z.string().meta({ description: 'Weak tag of this representation' }) });
 const retryAfter = z.object({ 'Retry-After': z.string().meta({ description: 'Seconds to wait' }) });
+/** A read that carries an ETag and answers 304 to a matching If-None-Match. */
+const taggedRead = (description: string, schema: z.ZodType, missing: string) => ({
+  '200': { description, headers: etag, ...json(schema) },
+  '304': { description: 'Unchanged since the If-None-Match tag', headers: etag },
+  '404': error(`No such ${missing} for this owner (NotFound)`),
+});
 const imageId = z.object({ imageId: z.string() });
 const batchId = z.object({ batchId: z.string() });
 
@@ -45,11 +51,7 @@ const OPERATIONS = {
     operationId: 'getImage',
     summary: 'One image: status, facts and variant URLs',
     requestParams: { path: imageId },
-    responses: {
-      '200': { description: 'The image', headers: etag, ...json(ImageViewSchema) },
-      '304': { description: 'Unchanged since the If-None-Match tag', headers: etag },
-      '404': error('No such image for this owner (NotFound)'),
-    },
+    responses: taggedRead('The image', ImageViewSchema, 'image'),
   },
   'DELETE /v1/images/{imageId}': {
     operationId: 'deleteImage',
@@ -74,11 +76,7 @@ const OPERATIONS = {
     operationId: 'getBatch',
     summary: 'A batch: counts, completeness and one page of items',
     requestParams: { path: batchId, query: PageQuerySchema },
-    responses: {
-      '200': { description: 'One page of the batch', headers: etag, ...json(BatchViewSchema) },
-      '304': { description: 'Unchanged since the If-None-Match tag', headers: etag },
-      '404': error('No such batch for this owner (NotFound)'),
-    },
+    responses: taggedRead('One page of the batch', BatchViewSchema, 'batch'),
   },
   'GET /v1/limits': {
     operationId: 'getLimits',

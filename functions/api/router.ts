@@ -3,7 +3,6 @@ import type {
   APIGatewayProxyStructuredResultV2 as ApiResult,
 } from 'aws-lambda';
 import type { Limits } from '../../contract/index.ts';
-import { openApiDocument } from '../../contract/openapi.ts';
 import { RecordsWriteError } from '../shared/records/errors.ts';
 import type { Quotas } from '../shared/records/ports.ts';
 import { ApiError } from './errors.ts';
@@ -50,7 +49,8 @@ export async function handleApiRequest(deps: ApiDeps, event: ApiEvent): Promise<
 async function route(deps: ApiDeps, event: ApiEvent): Promise<ApiResult> {
   if (event.routeKey === 'GET /v1/health') return json(200, { status: 'ok' });
   if (event.routeKey === 'GET /v1/openapi.json') {
-    openApi ??= JSON.stringify(openApiDocument());
+    // Imported on first request: the generator stays out of the cold start.
+    openApi ??= JSON.stringify((await import('../../contract/openapi.ts')).openApiDocument());
     return {
       statusCode: 200,
       headers: { ...JSON_HEADERS, 'cache-control': 'public, max-age=300' },

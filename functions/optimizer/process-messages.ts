@@ -19,8 +19,9 @@ export async function processMessages(
   context?: Context,
 ): Promise<SQSBatchResponse> {
   // Everything in this batch has landed and is queued; say so before the first one is processed.
-  const landed = event.Records.flatMap((record) => objectsInNotification(record.body));
-  await Promise.allSettled(landed.map((object) => markLanded(deps, object)));
+  // The first goes straight to `processing`: an `uploaded` nobody could see would cost a write.
+  const waiting = event.Records.slice(1).flatMap((record) => objectsInNotification(record.body));
+  await Promise.allSettled(waiting.map((object) => markLanded(deps, object)));
 
   // One processor per invocation: it holds the batch's failures, and the local stack runs several
   // invocations at once in one process.

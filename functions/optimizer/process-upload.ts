@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Outcome, StatusMoves } from '../shared/fate/moves.ts';
+import type { CreatedObject } from '../shared/notify/s3-events.ts';
 import type { SharedFileRecords } from '../shared/records/ports.ts';
 import type { FailureInfo, ImageItem, VariantRecord } from '../shared/records/types.ts';
 import { ObjectNotFoundError, ObjectTooLargeError } from '../shared/storage/errors.ts';
@@ -25,32 +26,26 @@ export interface ProcessingDeps {
   };
 }
 
-export interface UploadedObject {
-  bucket: string;
-  /** The object key, decoded (not as S3 events carry it). */
-  key: string;
-}
-
 /** What became of one uploaded object. `skipped`: nothing to do (duplicate event, unknown key). */
 export type ProcessResult = 'ready' | 'failed' | 'skipped';
 
 /** Records that an object landed and waits in the queue (`pending` -> `uploaded`). */
-export async function markLanded(deps: ProcessingDeps, object: UploadedObject): Promise<void> {
+export async function markLanded(deps: ProcessingDeps, object: CreatedObject): Promise<void> {
   const ids = parseUploadKey(deps.uploadPrefix, object.key);
-  if (ids) await deps.moves.advance(ids, 'uploaded');
+  if (ids) await deps.moves.advance(ids, 'uploaded', { landedAt: object.eventTime });
 }
 
 /**
  * Makes the variants of one uploaded image and records the outcome. A file that can never succeed
  * ends `failed`; anything else (storage or database trouble) is thrown, for the queue to retry.
  */
-export async function processUpload(deps: ProcessingDeps, object: UploadedObject): Promise<ProcessResult> {
+export async function processUpload(deps: ProcessingDeps, object: CreatedObject): Promise<ProcessResult> {
   const ids = parseUploadKey(deps.uploadPrefix, object.key);
   if (!ids) {
     deps.logger.warn('Ignoring an object the pipeline did not name', { key: object.key });
     return 'skipped';
   }
-  const started = await deps.moves.advance(ids, 'processing');
+  const started = await deps.moves.advance(ids, 'processing', { landedAt: object.eventTime });
   if (!started.applied) {
     // Deleted, never issued, or already final: a duplicate or late event changes nothing.
     deps.logger.info('Nothing to do for this event', { ...ids, reason: started.reason });
@@ -84,7 +79,7 @@ const failed = (code: FailureInfo['code'], message: string) => ({
 
 async function makeVariants(
   deps: ProcessingDeps,
-  object: UploadedObject,
+  object: CreatedObject,
   image: ImageItem,
 ): Promise<{ outcome: Outcome; written: string[] }> {
   let stored: StoredObject;

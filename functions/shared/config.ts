@@ -79,6 +79,14 @@ const EnvSchema = z.object({
   MAX_ATTEMPTS: z.coerce.number().int().min(1).default(10),
   /** The work queue's maxReceiveCount: on the last receive a transient failure becomes final. */
   MAX_RECEIVE_COUNT: z.coerce.number().int().min(1).max(1000).default(5),
+  /**
+   * CloudFront in front of the variants bucket (deployed): its base URL, the id of the public key
+   * that verifies variant URLs, and the secret holding the private key. All three or none; without
+   * them variant URLs are presigned S3 GETs (the local stack).
+   */
+  VARIANTS_CDN_URL: z.url({ protocol: /^https$/ }).optional(),
+  CLOUDFRONT_KEY_PAIR_ID: z.string().min(1).optional(),
+  CLOUDFRONT_PRIVATE_KEY_SECRET_ARN: z.string().min(1).optional(),
   /** Endpoints of S3-, DynamoDB- and SQS-compatible servers (the local stack); unset on AWS. */
   S3_ENDPOINT: optionalUrl,
   DYNAMODB_ENDPOINT: optionalUrl,
@@ -120,6 +128,8 @@ export interface Config {
     maxReceiveCount: number;
   };
   endpoints: { s3: string | undefined; dynamodb: string | undefined; sqs: string | undefined };
+  /** Set when CloudFront serves and signs variant URLs. */
+  cdn: { url: string; keyPairId: string; privateKeySecretArn: string } | undefined;
 }
 
 /** Parses and validates an environment; throws a `ConfigError` that names every bad setting. */
@@ -129,6 +139,17 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError(`Invalid configuration:\n${z.prettifyError(result.error)}`);
   }
   const e = result.data;
+  const cdn = {
+    VARIANTS_CDN_URL: e.VARIANTS_CDN_URL?.replace(/\/+$/, ''),
+    CLOUDFRONT_KEY_PAIR_ID: e.CLOUDFRONT_KEY_PAIR_ID,
+    CLOUDFRONT_PRIVATE_KEY_SECRET_ARN: e.CLOUDFRONT_PRIVATE_KEY_SECRET_ARN,
+  };
+  const missing = Object.entries(cdn).filter(([, value]) => value === undefined);
+  if (missing.length > 0 && missing.length < 3) {
+    throw new ConfigError(
+      `Invalid configuration:\n✖ ${missing.map(([name]) => name).join(', ')} must be set with the other CloudFront settings`,
+    );
+  }
   return {
     region: e.AWS_REGION,
     tableName: e.TABLE_NAME,
@@ -159,6 +180,14 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       maxReceiveCount: e.MAX_RECEIVE_COUNT,
     },
     endpoints: { s3: e.S3_ENDPOINT, dynamodb: e.DYNAMODB_ENDPOINT, sqs: e.SQS_ENDPOINT },
+    cdn:
+      cdn.VARIANTS_CDN_URL && cdn.CLOUDFRONT_KEY_PAIR_ID && cdn.CLOUDFRONT_PRIVATE_KEY_SECRET_ARN
+        ? {
+            url: cdn.VARIANTS_CDN_URL,
+            keyPairId: cdn.CLOUDFRONT_KEY_PAIR_ID,
+            privateKeySecretArn: cdn.CLOUDFRONT_PRIVATE_KEY_SECRET_ARN,
+          }
+        : undefined,
   };
 }
 

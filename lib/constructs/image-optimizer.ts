@@ -1,5 +1,4 @@
 import { Duration } from 'aws-cdk-lib';
-import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambdaEvents from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3n from 'aws-cdk-lib/aws-s3-notifications';
@@ -7,7 +6,6 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { PipelineSettings } from '../settings.ts';
 import { sharedEnvironment, toLambdaEnvironment, UPLOAD_PREFIX } from './function-environment.ts';
-import { acknowledgeObjectWildcard } from './nag-acknowledgements.ts';
 import { PipelineFunction } from './pipeline-function.ts';
 import type { Storage } from './storage.ts';
 
@@ -68,6 +66,7 @@ export class ImageOptimizer extends Construct {
       memorySize: OPTIMIZER_MEMORY_MB,
       timeout: OPTIMIZER_TIMEOUT,
       nodeModules: ['sharp', 'heic-decode'],
+      architecture: settings.lambdaArchitecture,
       environment: toLambdaEnvironment({
         ...sharedEnvironment(
           settings,
@@ -95,39 +94,18 @@ export class ImageOptimizer extends Construct {
     );
 
     const role = this.function.role;
-    // Originals: read them, and retag them so the abandoned-upload expiry no longer applies.
-    // ListBucket makes a vanished original (deleted while queued) a 404 instead of a 403.
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['s3:GetObject', 's3:PutObjectTagging'],
-        resources: [storage.uploadBucket.arnForObjects(`${UPLOAD_PREFIX}*`)],
-      }),
-    );
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [storage.uploadBucket.bucketArn] }),
-    );
-    // Variants: written, read back, and removed when the image was deleted while it was processed.
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'],
-        resources: [storage.variantsBucket.arnForObjects('*')],
-      }),
-    );
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [storage.variantsBucket.bucketArn] }),
-    );
-    storage.grantTableData(role);
-    acknowledgeObjectWildcard(
-      role,
-      storage.uploadBucket,
-      `${UPLOAD_PREFIX}*`,
-      'The optimizer reads and retags whichever upload a notification names; uploads/* is the narrowest key pattern.',
-    );
-    acknowledgeObjectWildcard(
-      role,
-      storage.variantsBucket,
-      '*',
-      "The optimizer writes each image's variants under a key made from its new image id; the bucket holds nothing else.",
-    );
+    // Status transitions (conditional updates), the read-back when a condition fails, and the dedup
+    // row a first ready image puts. PutItem and UpdateItem also cover the batch-count transactions
+    // (TransactWriteItems is authorized per item as PutItem/UpdateItem).
+    storage.grantRecords(role, { table: ['GetItem', 'PutItem', 'UpdateItem'] });
+    storage.grantUploads(role, ['s3:GetObject', 's3:PutObjectTagging'], {
+      // A vanished original (deleted while queued) must read as 404, not 403.
+      list: true,
+      why: 'The optimizer reads and retags whichever upload a notification names; uploads/* is the narrowest key pattern.',
+    });
+    // Variants are written, and removed again when the image was deleted while it was processed.
+    storage.grantVariants(role, ['s3:PutObject', 's3:DeleteObject'], {
+      why: "The optimizer writes each image's variants under a key made from its new image id; the bucket holds nothing else.",
+    });
   }
 }

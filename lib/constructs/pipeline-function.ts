@@ -18,20 +18,25 @@ export interface PipelineFunctionProps {
   environment: Record<string, string>;
   /** Packages installed into the asset instead of bundled (native code such as sharp). */
   nodeModules?: string[];
+  /** Lambda's CPU; native packages are installed for it. */
+  architecture: 'arm64' | 'x86_64';
 }
 
 /**
- * One Lambda function of the pipeline: Node.js 24 on arm64, bundled as minified ESM, with its own
- * log group (bounded retention) and its own role. The role only gets permission to write to that
- * log group; every other permission is granted by the construct that wires the function up.
+ * One Lambda function of the pipeline: Node.js 24 (arm64 unless the stage says otherwise), bundled
+ * as minified ESM with everything it imports, the AWS SDK included, with its own log group (bounded
+ * retention) and its own role. The role only gets permission to write to that log group; every
+ * other permission is granted by the construct that wires the function up.
  */
 export class PipelineFunction extends Construct {
   readonly fn: nodejs.NodejsFunction;
   readonly role: iam.Role;
   readonly logGroup: logs.LogGroup;
+  readonly timeout: Duration;
 
   constructor(scope: Construct, id: string, props: PipelineFunctionProps) {
     super(scope, id);
+    this.timeout = props.timeout;
     this.logGroup = new logs.LogGroup(this, 'logs', {
       retention: logs.RetentionDays.ONE_MONTH,
       removalPolicy: RemovalPolicy.DESTROY,
@@ -48,7 +53,7 @@ export class PipelineFunction extends Construct {
       handler: 'handler',
       description: props.description,
       runtime: lambda.Runtime.NODEJS_24_X,
-      architecture: lambda.Architecture.ARM_64,
+      architecture: props.architecture === 'arm64' ? lambda.Architecture.ARM_64 : lambda.Architecture.X86_64,
       memorySize: props.memorySize,
       timeout: props.timeout,
       role: this.role,
@@ -63,6 +68,10 @@ export class PipelineFunction extends Construct {
         mainFields: ['module', 'main'],
         minify: true,
         sourceMap: true,
+        // The SDK is bundled at the versions package-lock.json pins, not taken from the runtime: the
+        // code imports subpaths (`@smithy/core/endpoints`, ...) that only recent versions have, and
+        // the runtime's copy changes without notice. Only `nodeModules` stay outside the bundle.
+        externalModules: [],
         // Bundled CommonJS dependencies call `require`, which ESM modules do not have.
         banner:
           "import { createRequire as __pipelineCreateRequire } from 'node:module'; const require = __pipelineCreateRequire(import.meta.url);",
@@ -70,7 +79,11 @@ export class PipelineFunction extends Construct {
           ? {
               nodeModules: props.nodeModules,
               // npm installs the native packages for Lambda's platform, not for the build machine.
-              environment: { npm_config_os: 'linux', npm_config_cpu: 'arm64', npm_config_libc: 'glibc' },
+              environment: {
+                npm_config_os: 'linux',
+                npm_config_cpu: props.architecture === 'arm64' ? 'arm64' : 'x64',
+                npm_config_libc: 'glibc',
+              },
             }
           : {}),
       },

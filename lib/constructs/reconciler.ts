@@ -4,10 +4,8 @@ import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { TABLE_SCHEMA } from '../../functions/shared/records/schema.ts';
 import { checkReconcileSettings, type PipelineSettings } from '../settings.ts';
-import { reconcilerEnvironment, toLambdaEnvironment, UPLOAD_PREFIX } from './function-environment.ts';
-import { acknowledgeObjectWildcard } from './nag-acknowledgements.ts';
+import { reconcilerEnvironment, toLambdaEnvironment } from './function-environment.ts';
 import { PipelineFunction } from './pipeline-function.ts';
 import type { Storage } from './storage.ts';
 
@@ -51,6 +49,7 @@ export class Reconciler extends Construct {
       description: 'the image pipeline reconciler (scheduled recovery of stuck and lost uploads)',
       memorySize: RECONCILER_MEMORY_MB,
       timeout: RECONCILER_TIMEOUT,
+      architecture: settings.lambdaArchitecture,
       environment: toLambdaEnvironment(
         reconcilerEnvironment(
           settings,
@@ -87,47 +86,24 @@ export class Reconciler extends Construct {
     });
 
     const role = this.function.role;
-    // Records: conditional updates of images, the read-back after a lost condition, and the sparse
-    // index of unfinished images (only that index).
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
-        resources: [storage.table.tableArn],
-      }),
-    );
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['dynamodb:Query'],
-        resources: [`${storage.table.tableArn}/index/${TABLE_SCHEMA.indexes.byOpenAge.indexName}`],
-      }),
-    );
-    // HeadObject of pending uploads needs GetObject; ListBucket makes a missing key a 404, not a 403.
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['s3:GetObject'],
-        resources: [storage.uploadBucket.arnForObjects(`${UPLOAD_PREFIX}*`)],
-      }),
-    );
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [storage.uploadBucket.bucketArn] }),
-    );
+    // Conditional updates of images, the read-back after a lost condition, and the sparse index of
+    // unfinished images (only that index). PutItem and UpdateItem also cover the batch-count
+    // transactions (TransactWriteItems is authorized per item as PutItem/UpdateItem).
+    storage.grantRecords(role, { table: ['GetItem', 'PutItem', 'UpdateItem'], queryIndexes: ['byOpenAge'] });
+    // HeadObject of pending uploads (authorized as GetObject); a missing key must be a 404.
+    storage.grantUploads(role, ['s3:GetObject'], {
+      list: true,
+      why: 'The reconciler checks (HeadObject) whether the upload of any pending image has landed; keys are generated per upload, so uploads/* is the narrowest key pattern.',
+    });
     // Both queues use SSE-SQS (SQS-owned keys), so no KMS permission is involved.
     // SendMessageBatch is authorized as sqs:SendMessage.
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({ actions: ['sqs:SendMessage'], resources: [queue.queueArn] }),
     );
-    // Dead letters are received (and hidden for a while), never deleted: they stay for an operator.
+    // Dead letters are only received (ReceiveMessage hides them for the run through its own
+    // VisibilityTimeout), never deleted: they stay for the alarm and an operator.
     role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['sqs:ReceiveMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueAttributes'],
-        resources: [deadLetterQueue.queueArn],
-      }),
-    );
-    acknowledgeObjectWildcard(
-      role,
-      storage.uploadBucket,
-      `${UPLOAD_PREFIX}*`,
-      'The reconciler checks (HeadObject) whether the upload of any pending image has landed; keys are generated per upload, so uploads/* is the narrowest key pattern.',
+      new iam.PolicyStatement({ actions: ['sqs:ReceiveMessage'], resources: [deadLetterQueue.queueArn] }),
     );
   }
 }

@@ -7,9 +7,28 @@ import { TABLE_SCHEMA } from '../../functions/shared/records/schema.ts';
 // The tag every presigned PUT sets on an upload; the optimizer retags an original once processed.
 import { INCOMING_TAG } from '../../functions/shared/storage/object-keys.ts';
 import { UPLOAD_PREFIX } from './function-environment.ts';
+import { acknowledgeObjectWildcard } from './nag-acknowledgements.ts';
 
 /** Uploads still tagged incoming after this long were abandoned (or never processed) and are removed. */
 export const ABANDONED_UPLOAD_EXPIRY = Duration.days(7);
+
+/** DynamoDB item actions a function may be granted on the table. */
+export type RecordAction =
+  | 'GetItem'
+  | 'BatchGetItem'
+  | 'Query'
+  | 'PutItem'
+  | 'UpdateItem'
+  | 'DeleteItem'
+  | 'BatchWriteItem'
+  | 'ConditionCheckItem';
+type IndexName = keyof typeof TABLE_SCHEMA.indexes;
+/**
+ * S3 object actions a function may be granted. Presigning needs the action the URL will perform
+ * (the URL carries the signer's authority); `HeadObject` is authorized as `s3:GetObject`, and
+ * `DeleteObjects` as `s3:DeleteObject` per key.
+ */
+export type ObjectAction = 's3:GetObject' | 's3:PutObject' | 's3:PutObjectTagging' | 's3:DeleteObject';
 
 /** The shape of one `TABLE_SCHEMA` index; every key attribute of the design is a string. */
 interface IndexSpec {
@@ -20,9 +39,21 @@ interface IndexSpec {
 }
 const TABLE_INDEXES: readonly IndexSpec[] = Object.values(TABLE_SCHEMA.indexes);
 
+/** The tag the optimizer puts on an original once its variants exist (`PROCESSED_TAGS` in functions/). */
+export const PROCESSED_TAG = { key: 'pipeline-state', value: 'processed' } as const;
+
+/** The storage classes processed originals may move to (setting `originalsStorageClass`). */
+const ORIGINALS_STORAGE_CLASSES = {
+  STANDARD_IA: s3.StorageClass.INFREQUENT_ACCESS,
+  INTELLIGENT_TIERING: s3.StorageClass.INTELLIGENT_TIERING,
+  GLACIER_IR: s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
+} as const;
+
 export interface StorageProps {
   corsAllowedOrigins: readonly string[];
   tableDeletionProtection: boolean;
+  /** Processed originals move to this storage class this many days after upload. */
+  originalsTransition: { days: number; storageClass: keyof typeof ORIGINALS_STORAGE_CLASSES };
 }
 
 /**
@@ -36,6 +67,8 @@ export class Storage extends Construct {
   readonly variantsBucket: s3.Bucket;
   readonly accessLogBucket: s3.Bucket;
   readonly table: dynamodb.Table;
+  /** The table's global secondary indexes, by name. */
+  readonly indexNames: readonly string[] = TABLE_INDEXES.map((index) => index.indexName);
 
   constructor(scope: Construct, id: string, props: StorageProps) {
     super(scope, id);
@@ -80,6 +113,19 @@ export class Storage extends Construct {
           tagFilters: { [INCOMING_TAG.key]: INCOMING_TAG.value },
           expiration: ABANDONED_UPLOAD_EXPIRY,
         },
+        {
+          // Originals are read once, by the optimizer, and then only kept: they become the bulk of
+          // the storage bill (docs/cost.md), and a colder class is the largest lever on it.
+          id: 'transition-processed-originals',
+          prefix: UPLOAD_PREFIX,
+          tagFilters: { [PROCESSED_TAG.key]: PROCESSED_TAG.value },
+          transitions: [
+            {
+              storageClass: ORIGINALS_STORAGE_CLASSES[props.originalsTransition.storageClass],
+              transitionAfter: Duration.days(props.originalsTransition.days),
+            },
+          ],
+        },
       ],
     });
 
@@ -123,28 +169,70 @@ export class Storage extends Construct {
   }
 
   /**
-   * Item reads and writes on the table and its indexes, named one by one: `grantReadWriteData`
-   * would grant `<table>/index/*` and stream actions the functions never use.
+   * What a function does with the records, action by action: `table` on the table's items, and
+   * `Query` on the named indexes only. Nothing is implied (no `DescribeTable`, no stream actions,
+   * no `<table>/index/*`). `TransactWriteItems` needs no action of its own: IAM authorizes each of
+   * its items as the `PutItem`/`UpdateItem`/`DeleteItem`/`ConditionCheckItem` it is.
    */
-  grantTableData(grantee: iam.IGrantable): void {
+  grantRecords(
+    grantee: iam.IGrantable,
+    access: { table: readonly RecordAction[]; queryIndexes?: readonly IndexName[] },
+  ): void {
     grantee.grantPrincipal.addToPrincipalPolicy(
       new iam.PolicyStatement({
-        actions: [
-          'dynamodb:GetItem',
-          'dynamodb:BatchGetItem',
-          'dynamodb:Query',
-          'dynamodb:PutItem',
-          'dynamodb:UpdateItem',
-          'dynamodb:DeleteItem',
-          'dynamodb:BatchWriteItem',
-          'dynamodb:ConditionCheckItem',
-          'dynamodb:DescribeTable',
-        ],
-        resources: [
-          this.table.tableArn,
-          ...TABLE_INDEXES.map((index) => `${this.table.tableArn}/index/${index.indexName}`),
-        ],
+        actions: access.table.map((action) => `dynamodb:${action}`),
+        resources: [this.table.tableArn],
       }),
     );
+    if (access.queryIndexes && access.queryIndexes.length > 0) {
+      grantee.grantPrincipal.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          actions: ['dynamodb:Query'],
+          resources: access.queryIndexes.map(
+            (name) => `${this.table.tableArn}/index/${TABLE_SCHEMA.indexes[name].indexName}`,
+          ),
+        }),
+      );
+    }
+  }
+
+  /**
+   * Object actions on the originals (`uploads/*`, the only keys there are). `list` adds
+   * `s3:ListBucket` on the bucket, without which S3 answers a missing key with 403, not 404.
+   * `why` acknowledges cdk-nag's wildcard finding: object keys that do not exist yet cannot be named.
+   */
+  grantUploads(
+    role: iam.Role,
+    actions: readonly ObjectAction[],
+    options: { list?: boolean; why: string },
+  ): void {
+    this.#grantObjects(role, this.uploadBucket, `${UPLOAD_PREFIX}*`, actions, options);
+  }
+
+  /** Object actions on the variants (`<imageId>/<variant>.<ext>`, the whole bucket); as `grantUploads`. */
+  grantVariants(
+    role: iam.Role,
+    actions: readonly ObjectAction[],
+    options: { list?: boolean; why: string },
+  ): void {
+    this.#grantObjects(role, this.variantsBucket, '*', actions, options);
+  }
+
+  #grantObjects(
+    role: iam.Role,
+    bucket: s3.Bucket,
+    pattern: string,
+    actions: readonly ObjectAction[],
+    options: { list?: boolean; why: string },
+  ): void {
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: [...actions], resources: [bucket.arnForObjects(pattern)] }),
+    );
+    if (options.list) {
+      role.addToPrincipalPolicy(
+        new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucket.bucketArn] }),
+      );
+    }
+    acknowledgeObjectWildcard(role, bucket, pattern, options.why);
   }
 }

@@ -3,23 +3,24 @@ import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpJwtAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
-import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { ROUTES } from '../../contract/routes.ts';
 import type { PipelineSettings } from '../settings.ts';
-import { sharedEnvironment, toLambdaEnvironment, UPLOAD_PREFIX } from './function-environment.ts';
-import { acknowledgeObjectWildcard } from './nag-acknowledgements.ts';
+import { sharedEnvironment, toLambdaEnvironment } from './function-environment.ts';
 import { PipelineFunction } from './pipeline-function.ts';
 import type { Storage } from './storage.ts';
+import type { VariantDelivery } from './variant-delivery.ts';
 
 export interface UploadApiProps {
   settings: PipelineSettings;
   storage: Storage;
+  /** CloudFront in front of the variants: the API then signs variant URLs for it, never S3 GETs. */
+  delivery?: VariantDelivery | undefined;
 }
 
 /**
- * The public HTTP API: exactly the routes in `functions/api/routes.ts`, all served by one Lambda,
+ * The public HTTP API: exactly the routes in `contract/routes.ts`, all served by one Lambda,
  * with a JWT authorizer on every authenticated route, throttling and access logs on the stage.
  */
 export class UploadApi extends Construct {
@@ -30,15 +31,16 @@ export class UploadApi extends Construct {
 
   constructor(scope: Construct, id: string, props: UploadApiProps) {
     super(scope, id);
-    const { settings, storage } = props;
+    const { settings, storage, delivery } = props;
 
     this.function = new PipelineFunction(this, 'handler', {
       entry: 'functions/api/handler.ts',
       description: 'the image pipeline HTTP API',
       memorySize: 512,
       timeout: Duration.seconds(10),
-      environment: toLambdaEnvironment(
-        sharedEnvironment(
+      architecture: settings.lambdaArchitecture,
+      environment: toLambdaEnvironment({
+        ...sharedEnvironment(
           settings,
           {
             tableName: storage.table.tableName,
@@ -47,7 +49,12 @@ export class UploadApi extends Construct {
           },
           'photo-intake-api',
         ),
-      ),
+        ...(delivery && {
+          VARIANTS_CDN_URL: delivery.url,
+          CLOUDFRONT_KEY_PAIR_ID: delivery.publicKey.publicKeyId,
+          CLOUDFRONT_PRIVATE_KEY_SECRET_ARN: delivery.privateKeySecretArn,
+        }),
+      }),
     });
 
     this.httpApi = new apigw.HttpApi(this, 'http-api', {
@@ -113,39 +120,30 @@ export class UploadApi extends Construct {
     });
 
     const role = this.function.role;
-    // Signing a PUT that carries the incoming tag needs PutObjectTagging as well as PutObject.
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['s3:PutObject', 's3:PutObjectTagging', 's3:GetObject', 's3:DeleteObject'],
-        resources: [storage.uploadBucket.arnForObjects(`${UPLOAD_PREFIX}*`)],
-      }),
-    );
-    // Presigned GETs of variants, and removal when an image is deleted.
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['s3:GetObject', 's3:DeleteObject'],
-        resources: [storage.variantsBucket.arnForObjects('*')],
-      }),
-    );
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['s3:ListBucket'],
-        resources: [storage.uploadBucket.bucketArn, storage.variantsBucket.bucketArn],
-      }),
-    );
-    storage.grantTableData(role);
-    acknowledgeObjectWildcard(
-      role,
-      storage.uploadBucket,
-      `${UPLOAD_PREFIX}*`,
-      'The API signs PUTs for keys it generates per upload and deletes originals; uploads/* is the narrowest key pattern.',
-    );
-    acknowledgeObjectWildcard(
-      role,
-      storage.variantsBucket,
-      '*',
-      "The API signs GETs for and deletes any image's variants (one folder per image id); the bucket holds nothing else.",
-    );
+    // Batches are written in one BatchWriteItem per 25 rows and read with one Query; images are found
+    // through byImage; the quota counts open uploads over byOpenUpload and the request rate with an
+    // UpdateItem; dedup rows are read (BatchGetItem, GetItem), counted (UpdateItem) and removed
+    // (DeleteItem), as are deleted images. PutItem and UpdateItem also cover the batch-count
+    // transactions of DELETE (TransactWriteItems is authorized per item as PutItem/UpdateItem).
+    storage.grantRecords(role, {
+      table: ['GetItem', 'BatchGetItem', 'Query', 'PutItem', 'UpdateItem', 'DeleteItem', 'BatchWriteItem'],
+      queryIndexes: ['byImage', 'byOpenUpload'],
+    });
+    // Signing a PUT that carries the incoming tag needs PutObjectTagging as well as PutObject;
+    // DELETE removes the original; a fresh upload URL is refused once the bytes landed (HeadObject,
+    // authorized as GetObject; a missing key must be a 404, hence ListBucket).
+    storage.grantUploads(role, ['s3:PutObject', 's3:PutObjectTagging', 's3:DeleteObject', 's3:GetObject'], {
+      list: true,
+      why: 'The API signs PUTs for keys it generates per upload, checks whether they landed and deletes originals; uploads/* is the narrowest key pattern.',
+    });
+    // DELETE removes the variants. Without CloudFront the API presigns S3 GETs of them, which needs
+    // GetObject; with it, the API reads the CloudFront private key instead.
+    storage.grantVariants(role, delivery ? ['s3:DeleteObject'] : ['s3:GetObject', 's3:DeleteObject'], {
+      why: delivery
+        ? "The API deletes any image's variants, one folder per image id; the bucket holds nothing else."
+        : "The API signs GETs for and deletes any image's variants, one folder per image id; the bucket holds nothing else.",
+    });
+    delivery?.grantSigning(role);
   }
 
   /** The API's base URL (the `$default` stage). */

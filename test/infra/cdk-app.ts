@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App } from 'aws-cdk-lib';
+import { ImagePipelineStack } from '../../lib/image-pipeline-stack.ts';
+import { stackNameFor, stageFromContext } from '../../lib/settings.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -25,4 +27,24 @@ export function testApp(outdir: string, context: Record<string, unknown>, option
       ...context,
     },
   });
+}
+
+/**
+ * The stack `bin/app.ts` builds for one stage whose cdk.json entry is `settings`: the same
+ * `stageFromContext` path, so the tests exercise how settings reach the stack.
+ */
+export function stageStack(
+  outdir: string,
+  settings: Record<string, unknown>,
+  options: { bundle?: boolean; stage?: string; context?: Record<string, unknown> } = {},
+): { app: App; stack: ImagePipelineStack; stage: string } {
+  const stageName = options.stage ?? 'test';
+  const app = testApp(
+    outdir,
+    { stage: stageName, stages: { [stageName]: settings }, ...options.context },
+    { bundle: options.bundle ?? true },
+  );
+  const { stage, settings: parsed } = stageFromContext(app);
+  const stack = new ImagePipelineStack(app, stackNameFor(stage), { stage, settings: parsed });
+  return { app, stack, stage };
 }

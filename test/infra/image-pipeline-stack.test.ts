@@ -1,21 +1,30 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type App, type CfnElement, Validations } from 'aws-cdk-lib';
+import { type App, type CfnElement, Duration, Validations } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import nag from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROUTES, routeKey } from '../../contract/routes.ts';
 import { TABLE_SCHEMA } from '../../functions/shared/records/schema.ts';
-import { ImagePipelineStack } from '../../lib/image-pipeline-stack.ts';
-import { settingsFromContext } from '../../lib/settings.ts';
-import { testApp } from './cdk-app.ts';
+import { PROCESSED_TAGS } from '../../functions/shared/storage/object-keys.ts';
+import { PipelineFunction } from '../../lib/constructs/pipeline-function.ts';
+import { PROCESSED_TAG } from '../../lib/constructs/storage.ts';
+import type { ImagePipelineStack } from '../../lib/image-pipeline-stack.ts';
+import { stageStack } from './cdk-app.ts';
 
 const { AwsSolutionsChecks } = nag;
 
-// Values that differ from every default, in the forms `cdk synth -c key=value` and cdk.json give.
-const CONTEXT = {
+const PUBLIC_KEY = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({
+  type: 'spki',
+  format: 'pem',
+}) as string;
+const SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:photo-intake/test/cloudfront-AbC123';
+
+// Values that differ from every default, in the forms cdk.json may give (strings and typed JSON).
+const SETTINGS = {
   jwtIssuer: 'https://auth.example.com/',
   jwtAudience: 'photo-intake-web,photo-intake-cli',
   corsAllowedOrigins: ['https://photos.example.com'],
@@ -29,6 +38,10 @@ const CONTEXT = {
   reconcileStuckAfterSeconds: '1200',
   reconcileMissedEventAfterSeconds: 300,
   maxProcessingAttempts: '8',
+  cloudFrontPublicKey: PUBLIC_KEY,
+  cloudFrontPrivateKeySecretArn: SECRET_ARN,
+  originalsTransitionDays: 45,
+  originalsStorageClass: 'STANDARD_IA',
 };
 
 type Props = Record<string, unknown>;
@@ -44,8 +57,7 @@ let resource: (construct: IConstruct) => Resource;
 
 beforeAll(() => {
   outdir = mkdtempSync(join(tmpdir(), 'image-pipeline-infra-'));
-  app = testApp(outdir, CONTEXT);
-  stack = new ImagePipelineStack(app, 'ImagePipelineStack', { settings: settingsFromContext(app) });
+  ({ app, stack } = stageStack(outdir, SETTINGS));
   // The one synthesis (it bundles both functions and installs sharp for linux-arm64).
   assemblyDir = app.synth().directory;
   template = Template.fromStack(stack);
@@ -67,7 +79,8 @@ const arn = (construct: IConstruct) => ({ 'Fn::GetAtt': [logicalId(construct), '
 describe('storage', () => {
   it('blocks public access, encrypts and refuses plain HTTP on every bucket', () => {
     const buckets = template.findResources('AWS::S3::Bucket');
-    expect(Object.keys(buckets)).toHaveLength(3);
+    // Uploads, variants, server access logs, and CloudFront's logs.
+    expect(Object.keys(buckets)).toHaveLength(4);
     for (const [id, bucket] of Object.entries(buckets)) {
       expect(bucket.Properties.PublicAccessBlockConfiguration).toEqual({
         BlockPublicAcls: true,
@@ -95,9 +108,10 @@ describe('storage', () => {
     }
   });
 
-  it('logs server access of the upload and variants buckets to the access-log bucket', () => {
+  it('logs server access of the upload, variants and CDN log buckets to the access-log bucket', () => {
     const { uploadBucket, variantsBucket, accessLogBucket } = stack.storage;
-    for (const bucket of [uploadBucket, variantsBucket]) {
+    if (!stack.delivery) throw new Error('no CloudFront');
+    for (const bucket of [uploadBucket, variantsBucket, stack.delivery.logBucket]) {
       expect(resource(bucket).Properties.LoggingConfiguration).toMatchObject({
         DestinationBucketName: ref(accessLogBucket),
       });
@@ -129,7 +143,7 @@ describe('storage', () => {
     const rules = (
       resource(stack.storage.uploadBucket).Properties.LifecycleConfiguration as { Rules: Props[] }
     ).Rules;
-    expect(rules).toHaveLength(2);
+    expect(rules).toHaveLength(3);
     expect(rules).toContainEqual(
       expect.objectContaining({
         AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 },
@@ -144,6 +158,21 @@ describe('storage', () => {
         Status: 'Enabled',
       }),
     );
+  });
+
+  it("moves processed originals (and only those) to the stage's storage class after its days", () => {
+    const rules = (
+      resource(stack.storage.uploadBucket).Properties.LifecycleConfiguration as { Rules: Props[] }
+    ).Rules;
+    expect(rules).toContainEqual({
+      Id: 'transition-processed-originals',
+      Prefix: 'uploads/',
+      TagFilters: [{ Key: 'pipeline-state', Value: 'processed' }],
+      Transitions: [{ StorageClass: 'STANDARD_IA', TransitionInDays: 45 }],
+      Status: 'Enabled',
+    });
+    // The tag is the one the optimizer puts on an original once its variants exist.
+    expect({ [PROCESSED_TAG.key]: PROCESSED_TAG.value }).toEqual(PROCESSED_TAGS);
   });
 
   it('announces only objects created under uploads/ in the upload bucket, to the work queue', () => {
@@ -192,9 +221,9 @@ describe('storage', () => {
         Projection: { ProjectionType: index.projection ?? 'ALL' },
       })),
     );
-    // The index that finds an image by id must return whole items.
+    // The index that finds an image by id holds keys only, so that no status move rewrites it.
     expect(table.Properties.GlobalSecondaryIndexes).toContainEqual(
-      expect.objectContaining({ IndexName: 'byImage', Projection: { ProjectionType: 'ALL' } }),
+      expect.objectContaining({ IndexName: 'byImage', Projection: { ProjectionType: 'KEYS_ONLY' } }),
     );
     // The reconciler's sparse index of unfinished images, by shard and age.
     expect(table.Properties.GlobalSecondaryIndexes).toContainEqual({
@@ -381,6 +410,104 @@ describe('reconciler', () => {
   });
 });
 
+describe('edge delivery (CloudFront)', () => {
+  const delivery = () => {
+    if (!stack.delivery) throw new Error('the stage has a signing key, so it has a distribution');
+    return stack.delivery;
+  };
+  const distribution = () => resource(delivery().distribution).Properties.DistributionConfig as Props;
+
+  it('serves the variants bucket through origin access control, to signed URLs of its key group only', () => {
+    template.resourceCountIs('AWS::CloudFront::Distribution', 1);
+    const config = distribution();
+    const [origin] = config.Origins as Props[];
+    expect(origin).toMatchObject({
+      DomainName: { 'Fn::GetAtt': [logicalId(stack.storage.variantsBucket), 'RegionalDomainName'] },
+      OriginAccessControlId: { 'Fn::GetAtt': [expect.any(String), 'Id'] },
+      S3OriginConfig: { OriginAccessIdentity: '' },
+    });
+    expect(config.DefaultCacheBehavior).toMatchObject({
+      ViewerProtocolPolicy: 'https-only',
+      AllowedMethods: ['GET', 'HEAD'],
+      TrustedKeyGroups: [ref(delivery().keyGroup)],
+    });
+    expect(resource(delivery().keyGroup).Properties.KeyGroupConfig).toMatchObject({
+      Items: [ref(delivery().publicKey)],
+    });
+    // The public key is the stage's setting, as given.
+    expect(resource(delivery().publicKey).Properties.PublicKeyConfig).toMatchObject({
+      EncodedKey: PUBLIC_KEY,
+    });
+    template.hasResourceProperties('AWS::CloudFront::OriginAccessControl', {
+      OriginAccessControlConfig: { OriginAccessControlOriginType: 's3', SigningBehavior: 'always' },
+    });
+  });
+
+  it('lets only this distribution read variants from the bucket', () => {
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      Bucket: ref(stack.storage.variantsBucket),
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: 'Allow',
+            Principal: { Service: 'cloudfront.amazonaws.com' },
+            Action: 's3:GetObject',
+            Condition: {
+              StringEquals: {
+                'AWS:SourceArn': {
+                  'Fn::Join': ['', Match.arrayWith([`:distribution/`, ref(delivery().distribution)])],
+                },
+              },
+            },
+          }),
+        ]),
+      },
+    });
+  });
+
+  it('caches at the edge, logs, answers CORS for the configured origins', () => {
+    const config = distribution();
+    expect(config).toMatchObject({
+      Enabled: true,
+      HttpVersion: 'http2and3',
+      PriceClass: 'PriceClass_100',
+      Logging: { Bucket: { 'Fn::GetAtt': [logicalId(delivery().logBucket), 'RegionalDomainName'] } },
+    });
+    // CachingOptimized (a managed policy): query strings, and so the signature, are not in the key.
+    expect((config.DefaultCacheBehavior as Props).CachePolicyId).toBe('658327ea-f89d-4fab-a63d-7e88639e58f6');
+    template.hasResourceProperties('AWS::CloudFront::ResponseHeadersPolicy', {
+      ResponseHeadersPolicyConfig: {
+        CorsConfig: Match.objectLike({
+          AccessControlAllowOrigins: { Items: ['https://photos.example.com'] },
+          AccessControlAllowMethods: { Items: ['GET', 'HEAD'] },
+          AccessControlAllowCredentials: false,
+        }),
+      },
+    });
+  });
+
+  it('tells the API where the distribution is, which key signs, and where the private key is', () => {
+    const env = (resource(stack.api.function.fn).Properties.Environment as { Variables: Props }).Variables;
+    expect(env).toMatchObject({
+      VARIANTS_CDN_URL: {
+        'Fn::Join': ['', ['https://', { 'Fn::GetAtt': [logicalId(delivery().distribution), 'DomainName'] }]],
+      },
+      CLOUDFRONT_KEY_PAIR_ID: ref(delivery().publicKey),
+      CLOUDFRONT_PRIVATE_KEY_SECRET_ARN: SECRET_ARN,
+    });
+    // Only the API signs; the other functions know nothing of the key.
+    for (const fn of [stack.optimizer.function, stack.reconciler.function]) {
+      const other = (resource(fn.fn).Properties.Environment as { Variables: Props }).Variables;
+      expect(Object.keys(other).filter((k) => /CDN|CLOUDFRONT/.test(k))).toEqual([]);
+    }
+    template.hasOutput('VariantsCdnUrl', {
+      Value: {
+        'Fn::Join': ['', ['https://', { 'Fn::GetAtt': [logicalId(delivery().distribution), 'DomainName'] }]],
+      },
+    });
+  });
+});
+
 describe('HTTP API', () => {
   const routes = () =>
     Object.values(template.findResources('AWS::ApiGatewayV2::Route')).map((r) => r.Properties as Props);
@@ -473,9 +600,39 @@ describe('permissions', () => {
         ),
       )
       .flatMap((p) => p.Properties.PolicyDocument.Statement as Props[]);
-  const objectArn = (bucket: IConstruct, pattern: string) => ({
-    'Fn::Join': ['', [arn(bucket), `/${pattern}`]],
-  });
+
+  /** Every action a role may take, as `action resource` with the resources named, sorted. */
+  const permissionsOf = (roleConstruct: IConstruct): string[] => {
+    const names = new Map<string, string>([
+      [logicalId(stack.storage.table), 'table'],
+      [logicalId(stack.storage.uploadBucket), 'upload-bucket'],
+      [logicalId(stack.storage.variantsBucket), 'variants-bucket'],
+      [logicalId(stack.optimizer.queue), 'work-queue'],
+      [logicalId(stack.optimizer.deadLetterQueue), 'dead-letter-queue'],
+      [logicalId(stack.optimizer.function.logGroup), 'optimizer-logs'],
+      [logicalId(stack.api.function.logGroup), 'api-logs'],
+      [logicalId(stack.reconciler.function.logGroup), 'reconciler-logs'],
+    ]);
+    const nameOf = (resource: unknown): string => {
+      if (typeof resource === 'string') return resource;
+      const getAtt = (resource as { 'Fn::GetAtt'?: [string, string] })['Fn::GetAtt'];
+      if (getAtt) return names.get(getAtt[0]) ?? getAtt[0];
+      const join = (resource as { 'Fn::Join'?: [string, unknown[]] })['Fn::Join'];
+      if (join) return join[1].map((part) => (typeof part === 'string' ? part : nameOf(part))).join('');
+      return JSON.stringify(resource);
+    };
+    return statementsOf(roleConstruct)
+      .flatMap((statement) => {
+        expect(statement.Effect).toBe('Allow');
+        expect(statement.Condition).toBeUndefined();
+        return [statement.Action]
+          .flat()
+          .flatMap((action) =>
+            [statement.Resource].flat().map((resource) => `${action} ${nameOf(resource)}`),
+          );
+      })
+      .sort();
+  };
 
   it('gives the function roles no AWS managed policy and no wildcard action or resource', () => {
     for (const fn of [stack.optimizer.function, stack.api.function, stack.reconciler.function]) {
@@ -489,74 +646,253 @@ describe('permissions', () => {
     }
   });
 
-  it('lets the optimizer read and retag uploads and write variants', () => {
-    const { uploadBucket, variantsBucket } = stack.storage;
-    expect(statementsOf(stack.optimizer.function.role)).toEqual(
-      expect.arrayContaining([
-        expect.objectContaining({
-          Action: ['s3:GetObject', 's3:PutObjectTagging'],
-          Resource: objectArn(uploadBucket, 'uploads/*'),
-        }),
-        expect.objectContaining({
-          Action: expect.arrayContaining(['s3:PutObject']),
-          Resource: objectArn(variantsBucket, '*'),
-        }),
-      ]),
+  // Each list is what the function's code calls, and nothing else (see the comments in lib/constructs).
+  // PutItem/UpdateItem on the table also cover TransactWriteItems, which IAM authorizes per item.
+  it('lets the optimizer update records and read and retag originals, write and delete variants', () => {
+    expect(permissionsOf(stack.optimizer.function.role)).toEqual(
+      [
+        'dynamodb:GetItem table',
+        'dynamodb:PutItem table',
+        'dynamodb:UpdateItem table',
+        's3:GetObject upload-bucket/uploads/*',
+        's3:PutObjectTagging upload-bucket/uploads/*',
+        's3:ListBucket upload-bucket',
+        's3:PutObject variants-bucket/*',
+        's3:DeleteObject variants-bucket/*',
+        // The SQS event source mapping polls with the function's role (CDK's grantConsumeMessages).
+        'sqs:ReceiveMessage work-queue',
+        'sqs:ChangeMessageVisibility work-queue',
+        'sqs:GetQueueUrl work-queue',
+        'sqs:DeleteMessage work-queue',
+        'sqs:GetQueueAttributes work-queue',
+        'logs:CreateLogStream optimizer-logs',
+        'logs:PutLogEvents optimizer-logs',
+      ].sort(),
     );
   });
 
-  it('lets the reconciler send to the work queue and only receive from the dead-letter queue', () => {
-    const sqsStatements = statementsOf(stack.reconciler.function.role).filter((s) =>
-      [s.Action].flat().some((a) => String(a).startsWith('sqs:')),
+  it('lets the API write batches, read and count records, sign uploads, and delete images', () => {
+    expect(permissionsOf(stack.api.function.role)).toEqual(
+      [
+        'dynamodb:BatchWriteItem table',
+        'dynamodb:Query table',
+        'dynamodb:BatchGetItem table',
+        'dynamodb:GetItem table',
+        'dynamodb:PutItem table',
+        'dynamodb:UpdateItem table',
+        'dynamodb:DeleteItem table',
+        'dynamodb:Query table/index/byImage',
+        'dynamodb:Query table/index/byOpenUpload',
+        's3:PutObject upload-bucket/uploads/*',
+        's3:PutObjectTagging upload-bucket/uploads/*',
+        's3:DeleteObject upload-bucket/uploads/*',
+        // POST /v1/images/{id}/upload: has the original landed? (HeadObject; 404 needs ListBucket)
+        's3:GetObject upload-bucket/uploads/*',
+        's3:ListBucket upload-bucket',
+        // CloudFront signs variant URLs: the API reads its private key, and never GETs variants.
+        's3:DeleteObject variants-bucket/*',
+        `secretsmanager:GetSecretValue ${SECRET_ARN}`,
+        'logs:CreateLogStream api-logs',
+        'logs:PutLogEvents api-logs',
+      ].sort(),
     );
-    expect(sqsStatements).toEqual([
-      { Effect: 'Allow', Action: 'sqs:SendMessage', Resource: arn(stack.optimizer.queue) },
-      {
-        Effect: 'Allow',
-        Action: ['sqs:ChangeMessageVisibility', 'sqs:GetQueueAttributes', 'sqs:ReceiveMessage'],
-        Resource: arn(stack.optimizer.deadLetterQueue),
-      },
-    ]);
-    // No other role may receive from the dead-letter queue.
-    const dlqReaders = Object.values(template.findResources('AWS::IAM::Policy')).filter((p) =>
-      (p.Properties.PolicyDocument.Statement as Props[]).some(
-        (s) =>
-          JSON.stringify([s.Resource].flat()).includes(logicalId(stack.optimizer.deadLetterQueue)) &&
-          [s.Action].flat().includes('sqs:ReceiveMessage'),
+  });
+
+  it('lets the reconciler update records, query only byOpenAge, look at uploads, queue work and read dead letters', () => {
+    expect(permissionsOf(stack.reconciler.function.role)).toEqual(
+      [
+        'dynamodb:GetItem table',
+        'dynamodb:PutItem table',
+        'dynamodb:UpdateItem table',
+        'dynamodb:Query table/index/byOpenAge',
+        's3:GetObject upload-bucket/uploads/*',
+        's3:ListBucket upload-bucket',
+        'sqs:SendMessage work-queue',
+        'sqs:ReceiveMessage dead-letter-queue',
+        'logs:CreateLogStream reconciler-logs',
+        'logs:PutLogEvents reconciler-logs',
+      ].sort(),
+    );
+  });
+
+  it('grants no function DescribeTable, ConditionCheckItem, or access to every index', () => {
+    const all = [stack.optimizer.function, stack.api.function, stack.reconciler.function].flatMap((fn) =>
+      permissionsOf(fn.role),
+    );
+    expect(all.filter((p) => /DescribeTable|ConditionCheckItem|index\/\*|Scan/.test(p))).toEqual([]);
+  });
+
+  it('lets only the reconciler receive from the dead-letter queue, and no one delete from it', () => {
+    const dlqAccess = Object.values(template.findResources('AWS::IAM::Policy')).filter((p) =>
+      (p.Properties.PolicyDocument.Statement as Props[]).some((s) =>
+        JSON.stringify([s.Resource].flat()).includes(logicalId(stack.optimizer.deadLetterQueue)),
       ),
     );
-    expect(dlqReaders.map((p) => p.Properties.Roles)).toEqual([[ref(stack.reconciler.function.role)]]);
-  });
-
-  it('lets the reconciler update records, query only byOpenAge and look at uploads', () => {
-    const { table, uploadBucket } = stack.storage;
-    const statements = statementsOf(stack.reconciler.function.role).filter(
-      (s) => ![s.Action].flat().some((a) => /^(sqs|logs):/.test(String(a))),
-    );
-    expect(statements).toEqual([
-      { Effect: 'Allow', Action: ['dynamodb:GetItem', 'dynamodb:UpdateItem'], Resource: arn(table) },
-      {
-        Effect: 'Allow',
-        Action: 'dynamodb:Query',
-        Resource: { 'Fn::Join': ['', [arn(table), '/index/byOpenAge']] },
-      },
-      { Effect: 'Allow', Action: 's3:GetObject', Resource: objectArn(uploadBucket, 'uploads/*') },
-      { Effect: 'Allow', Action: 's3:ListBucket', Resource: arn(uploadBucket) },
-    ]);
-  });
-
-  it('lets the API sign tagged PUTs only under uploads/', () => {
-    const statements = statementsOf(stack.api.function.role);
-    const puts = statements.filter((s) => [s.Action].flat().includes('s3:PutObject'));
-    expect(puts).toHaveLength(1);
-    expect(puts[0]).toMatchObject({
-      Action: expect.arrayContaining(['s3:PutObject', 's3:PutObjectTagging']),
-      Resource: objectArn(stack.storage.uploadBucket, 'uploads/*'),
-    });
+    expect(dlqAccess.map((p) => p.Properties.Roles)).toEqual([[ref(stack.reconciler.function.role)]]);
   });
 });
 
 describe('alarms and outputs', () => {
+  const alarms = () =>
+    Object.values(template.findResources('AWS::CloudWatch::Alarm')).map((a) => a.Properties as Props);
+  const functionAlarms = (fn: IConstruct) =>
+    alarms().filter(
+      (a) => JSON.stringify(a.Dimensions) === JSON.stringify([{ Name: 'FunctionName', Value: ref(fn) }]),
+    );
+
+  it('lets CloudWatch alarms of this account, and only those, publish to the alarm topic', () => {
+    template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      Topics: [ref(stack.alarms.topic)],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          {
+            Sid: 'AllowThisAccountsAlarmsToPublish',
+            Effect: 'Allow',
+            Principal: { Service: 'cloudwatch.amazonaws.com' },
+            Action: 'sns:Publish',
+            Resource: ref(stack.alarms.topic),
+            Condition: {
+              StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+              ArnLike: {
+                'aws:SourceArn': {
+                  'Fn::Join': [
+                    '',
+                    [
+                      'arn:',
+                      { Ref: 'AWS::Partition' },
+                      ':cloudwatch:',
+                      { Ref: 'AWS::Region' },
+                      ':',
+                      { Ref: 'AWS::AccountId' },
+                      ':alarm:*',
+                    ],
+                  ],
+                },
+              },
+            },
+          },
+        ]),
+      },
+    });
+  });
+
+  it('notifies the topic when any alarm fires and when it clears', () => {
+    // 3 per function, 2 per dead-letter queue, the backlog, API 5xx and latency, table throttles.
+    expect(alarms()).toHaveLength(3 * 3 + 2 + 4);
+    for (const alarm of alarms()) {
+      expect(alarm.AlarmActions).toEqual([ref(stack.alarms.topic)]);
+      expect(alarm.OKActions).toEqual([ref(stack.alarms.topic)]);
+      expect(alarm.TreatMissingData).toBe('notBreaching');
+      expect(alarm.AlarmDescription).toEqual(expect.any(String));
+    }
+  });
+
+  it.each([
+    ['optimizer', () => stack.optimizer.function.fn, 90, 300],
+    ['api', () => stack.api.function.fn, 10, 300],
+    ['reconciler', () => stack.reconciler.function.fn, 300, 900],
+  ])(
+    'alarms on %s errors, throttles and any run over 80%% of its timeout',
+    (_name, fn, timeoutSeconds, errorPeriod) => {
+      const byMetric = new Map(functionAlarms(fn()).map((a) => [a.MetricName, a]));
+      expect([...byMetric.keys()].sort()).toEqual(['Duration', 'Errors', 'Throttles']);
+      expect(byMetric.get('Errors')).toMatchObject({ Statistic: 'Sum', Threshold: 1, Period: errorPeriod });
+      expect(byMetric.get('Throttles')).toMatchObject({ Statistic: 'Sum', Threshold: 1, Period: 300 });
+      expect(byMetric.get('Duration')).toMatchObject({
+        Statistic: 'Maximum',
+        Threshold: timeoutSeconds * 1000 * 0.8,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      });
+      expect(resource(fn()).Properties.Timeout).toBe(timeoutSeconds);
+    },
+  );
+
+  it('alarms on the API p99 latency over 3 s for 15 minutes, and on 5xx', () => {
+    const apiId = ref(stack.api.httpApi);
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/ApiGateway',
+      MetricName: 'Latency',
+      Dimensions: [{ Name: 'ApiId', Value: apiId }],
+      ExtendedStatistic: 'p99',
+      Period: 300,
+      EvaluationPeriods: 3,
+      Threshold: 3000,
+    });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/ApiGateway',
+      MetricName: '5xx',
+      Dimensions: [{ Name: 'ApiId', Value: apiId }],
+      Statistic: 'Sum',
+      Threshold: 5,
+    });
+  });
+
+  it('alarms on any throttled read or write of the table or one of its indexes', () => {
+    const throttle = alarms().find((a) => JSON.stringify(a.Metrics ?? '').includes('ThrottleEvents'));
+    const metrics = throttle?.Metrics as {
+      Id: string;
+      Expression?: string;
+      MetricStat?: { Metric: { MetricName: string; Dimensions: { Name: string; Value: unknown }[] } };
+    }[];
+    const stats = metrics.filter((m) => m.MetricStat).map((m) => m.MetricStat?.Metric);
+    const watched = stats.map((m) => {
+      const index = m?.Dimensions.find((d) => d.Name === 'GlobalSecondaryIndexName')?.Value ?? 'table';
+      expect(m?.Dimensions).toContainEqual({ Name: 'TableName', Value: ref(stack.storage.table) });
+      return `${index} ${m?.MetricName}`;
+    });
+    expect(watched.sort()).toEqual(
+      ['table', ...Object.values(TABLE_SCHEMA.indexes).map((i) => i.indexName)]
+        .flatMap((name) => [`${name} ReadThrottleEvents`, `${name} WriteThrottleEvents`])
+        .sort(),
+    );
+    // Every series counts, a missing one as zero.
+    const expression = metrics.find((m) => m.Expression)?.Expression ?? '';
+    for (const m of metrics.filter((m) => m.MetricStat)) expect(expression).toContain(`FILL(${m.Id}, 0)`);
+    expect(throttle).toMatchObject({ Threshold: 1, EvaluationPeriods: 1 });
+  });
+
+  it('watches one more function (e.g. a webhook notifier) with one call', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'image-pipeline-alarms-'));
+    try {
+      const { stack: other } = stageStack(dir, {}, { bundle: false });
+      const notifier = new PipelineFunction(other, 'notifier', {
+        entry: 'functions/reconciler/handler.ts',
+        description: 'a webhook notifier',
+        memorySize: 256,
+        timeout: Duration.seconds(30),
+        environment: {},
+        architecture: 'arm64',
+      });
+      other.alarms.watchFunction('notifier', notifier, { impact: 'Webhooks are not being delivered.' });
+      const watched = Object.values(Template.fromStack(other).findResources('AWS::CloudWatch::Alarm'))
+        .map((a) => a.Properties as Props)
+        .filter((a) =>
+          JSON.stringify(a.Dimensions ?? []).includes(
+            other.getLogicalId(notifier.fn.node.defaultChild as CfnElement),
+          ),
+        );
+      expect(watched.map((a) => a.MetricName).sort()).toEqual(['Duration', 'Errors', 'Throttles']);
+      expect(watched.find((a) => a.MetricName === 'Duration')?.Threshold).toBe(24_000);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('alarms when a dead letter waits an hour unread', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateAgeOfOldestMessage',
+      Dimensions: [
+        {
+          Name: 'QueueName',
+          Value: { 'Fn::GetAtt': [logicalId(stack.optimizer.deadLetterQueue), 'QueueName'] },
+        },
+      ],
+      Statistic: 'Maximum',
+      Threshold: 3600,
+    });
+  });
+
   it('alarms on any message in the dead-letter queue, to the alarm topic', () => {
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       Namespace: 'AWS/SQS',
@@ -612,7 +948,10 @@ describe('alarms and outputs', () => {
   it('outputs what clients and operators need', () => {
     expect(Object.keys(template.toJSON().Outputs).sort()).toEqual(
       [
+        'AlarmTopicArn',
         'ApiUrl',
+        'DistributionId',
+        'VariantsCdnUrl',
         'DlqUrl',
         'QueueUrl',
         'ReconcilerFunctionName',
@@ -659,6 +998,9 @@ describe('cdk-nag', () => {
         // The public routes: GET /v1/health and GET /v1/openapi.json.
         'AwsSolutions-APIG4',
         'AwsSolutions-APIG4',
+        'AwsSolutions-CFR1',
+        'AwsSolutions-CFR2',
+        'AwsSolutions-CFR4',
         'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
         `AwsSolutions-IAM5[Resource::<${logicalId(stack.storage.uploadBucket)}.Arn>/uploads/*]`,
         `AwsSolutions-IAM5[Resource::<${logicalId(stack.storage.uploadBucket)}.Arn>/uploads/*]`,

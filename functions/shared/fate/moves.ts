@@ -33,7 +33,11 @@ export type Outcome =
  */
 export interface StatusMoves {
   /** `pending` -> `uploaded` -> `processing`; entering `processing` again (a retry) counts an attempt. */
-  advance(image: ImageRef, to: 'uploaded' | 'processing'): Promise<TransitionResult>;
+  advance(
+    image: ImageRef,
+    to: 'uploaded' | 'processing',
+    facts?: { landedAt?: string | undefined },
+  ): Promise<TransitionResult>;
   /** The one place an image reaches a final state (see `settle` below). */
   settle(image: ImageRef, outcome: Outcome): Promise<TransitionResult>;
   /** A fresh upload URL for an image still waiting for its bytes (`pending`, or settled `expired`). */
@@ -76,9 +80,15 @@ export class DynamoStatusMoves implements StatusMoves {
     this.#retentionSeconds = options.retentionSeconds;
   }
 
-  advance(image: ImageRef, to: 'uploaded' | 'processing'): Promise<TransitionResult> {
+  advance(
+    image: ImageRef,
+    to: 'uploaded' | 'processing',
+    facts: { landedAt?: string | undefined } = {},
+  ): Promise<TransitionResult> {
     return this.#move(image, (item) => {
       const now = this.#table.now().toISOString();
+      // When the bytes landed: S3's own time when the event says, else when the pipeline heard of it.
+      const landedAt = item.landedAt ?? facts.landedAt ?? now;
       if (to === 'processing' && item.status === 'processing') {
         // A retry after a crash or a transient error starts here; it changes no count.
         return { to, set: { updatedAt: now, startedAt: now }, add: { attempts: 1 }, settledDelta: 0 };
@@ -88,8 +98,8 @@ export class DynamoStatusMoves implements StatusMoves {
         to,
         set:
           to === 'uploaded'
-            ? { status: to, updatedAt: now, landedAt: now }
-            : { status: to, updatedAt: now, startedAt: now },
+            ? { status: to, updatedAt: now, landedAt }
+            : { status: to, updatedAt: now, landedAt, startedAt: now },
         ...(to === 'processing' ? { add: { attempts: 1 } } : {}),
         settledDelta: 0,
       };
@@ -320,7 +330,7 @@ export class DynamoStatusMoves implements StatusMoves {
     if (move.settledDelta !== 0) bump('settled', move.settledDelta);
     if (options.totalDelta !== 0) bump('total', options.totalDelta);
     if (options.completing) bump('completions', 1);
-    const values: Record<string, unknown> = { ':total': batch.total };
+    const values: Record<string, unknown> = {};
     const add = [...adds]
       .filter(([, by]) => by !== 0)
       .map(([attribute, by], i) => {
@@ -335,13 +345,15 @@ export class DynamoStatusMoves implements StatusMoves {
       values[':completedAt'] = this.#table.now().toISOString();
       set.push('completedAt = :completedAt');
     }
-    let condition = 'attribute_exists(pk) AND #total = :total';
+    // Counts move by ADD, which commutes: only whether this move completes the batch depends on what
+    // was read, so only a move toward completion (or a DELETE) is conditioned on it.
+    let condition = 'attribute_exists(pk)';
     if (options.exact) {
-      values[':settled'] = batch.settled;
-      condition += ' AND settled = :settled';
+      Object.assign(values, { ':settled': batch.settled, ':total': batch.total });
+      condition += ' AND settled = :settled AND #total = :total';
     } else if (move.settledDelta > 0) {
-      values[':lastButOne'] = batch.total - 1;
-      condition += ' AND settled < :lastButOne';
+      Object.assign(values, { ':lastButOne': batch.total - 1, ':total': batch.total });
+      condition += ' AND settled < :lastButOne AND #total = :total';
     }
     return {
       Update: {
@@ -355,7 +367,9 @@ export class DynamoStatusMoves implements StatusMoves {
           .filter(Boolean)
           .join(' '),
         ConditionExpression: condition,
-        ExpressionAttributeNames: { '#total': 'total' },
+        ...(condition.includes('#total') || add.some((a) => a.startsWith('#total'))
+          ? { ExpressionAttributeNames: { '#total': 'total' } }
+          : {}),
         ExpressionAttributeValues: values,
       },
     };

@@ -2,6 +2,7 @@ import { batchEventId, imageEventId, type PipelineEvent } from '../fate/events.t
 import { fromBatchRow, toBatchRow } from './batch-row.ts';
 import type { BatchRecords, ImageRecords } from './ports.ts';
 import {
+  batchIdOf,
   batchKey,
   ITEM_SK_PREFIX,
   itemKey,
@@ -95,8 +96,9 @@ export class DynamoImageRecords implements BatchRecords, ImageRecords {
       1,
       undefined,
     );
-    const row = rows[0];
-    return row ? fromRow<ImageItem>(row) : undefined;
+    const found = rows[0];
+    // The index holds keys only: the image itself is read by key (and so consistently).
+    return found ? this.getImageByKey(batchIdOf(String(found.pk)), imageId) : undefined;
   }
 
   async getImageByKey(batchId: string, imageId: string): Promise<ImageItem | undefined> {

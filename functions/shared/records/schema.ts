@@ -10,7 +10,8 @@
  * - Rate:    pk = `R#<owner>`, sk = `<window start, epoch seconds>`: requests in that window
  * - Outbox:  pk = `O#<shard>`, sk = `<eventId>`: an event written in the same transaction as the
  *            status move it tells of, until it is handed to the events port (fate/outbox.ts)
- * - Index `byImage` (partition `imageId`; sparse, rejected items have none) finds an image by id.
+ * - Index `byImage` (partition `imageId`; sparse, rejected items have none) finds an image's key by
+ *   id; KEYS_ONLY, so that no status move rewrites it (the item itself is then read by key).
  * - Index `byOpenUpload` (partition `openOwner`, sort `uploadExpiresAt`; sparse, only images not
  *   yet final carry `openOwner`) counts an owner's unfinished uploads for the quota.
  * - Index `byOpenAge` (partition `openShard`, sort `updatedAt`; sparse, only images not yet final)
@@ -22,7 +23,7 @@ export const TABLE_SCHEMA = {
   sortKey: 'sk',
   ttlAttribute: 'expiresAtEpoch',
   indexes: {
-    byImage: { indexName: 'byImage', partitionKey: 'imageId', projection: 'ALL' },
+    byImage: { indexName: 'byImage', partitionKey: 'imageId', projection: 'KEYS_ONLY' },
     byOpenUpload: {
       indexName: 'byOpenUpload',
       partitionKey: 'openOwner',
@@ -43,6 +44,8 @@ export function openShard(imageId: string): string {
 }
 
 export const batchKey = (batchId: string) => ({ pk: `B#${batchId}`, sk: '#BATCH' });
+/** The batch id of a batch partition's key (`B#<batchId>`). */
+export const batchIdOf = (pk: string) => pk.slice('B#'.length);
 export const itemKey = (batchId: string, itemId: string) => ({ pk: `B#${batchId}`, sk: `I#${itemId}` });
 export const dedupKey = (owner: string, sha256: string) => ({ pk: `D#${owner}#${sha256}`, sk: '#DEDUP' });
 export const rateKey = (owner: string, windowStart: number) => ({

@@ -32,40 +32,14 @@ export class DynamoSharedFiles implements SharedFileRecords {
     );
   }
 
-  retain(owner: string, sha256: string, count: number): Promise<boolean> {
-    return conditionHeld(
-      this.#table.client.send(
-        new UpdateCommand({
-          TableName: this.#table.name,
-          Key: dedupKey(owner, sha256),
-          UpdateExpression: 'ADD refs :n',
-          ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeValues: { ':n': count },
-        }),
-      ),
-    );
+  async retain(owner: string, sha256: string, count: number): Promise<boolean> {
+    return (await this.#addRefs(owner, sha256, count)) !== undefined;
   }
 
   async release(owner: string, sha256: string, imageId: string): Promise<number | undefined> {
-    let remaining: number | undefined;
     // Only a user of these files releases them: the image that made them, or a duplicate of it.
-    const released = await conditionHeld(
-      this.#table.client
-        .send(
-          new UpdateCommand({
-            TableName: this.#table.name,
-            Key: dedupKey(owner, sha256),
-            UpdateExpression: 'ADD refs :minus',
-            ConditionExpression: 'attribute_exists(pk) AND sourceImageId = :image',
-            ExpressionAttributeValues: { ':minus': -1, ':image': imageId },
-            ReturnValues: 'UPDATED_NEW',
-          }),
-        )
-        .then(({ Attributes }) => {
-          remaining = Number(Attributes?.refs ?? 0);
-        }),
-    );
-    if (!released || remaining === undefined) return undefined;
+    const remaining = await this.#addRefs(owner, sha256, -1, imageId);
+    if (remaining === undefined) return undefined;
     if (remaining <= 0) {
       // Not deleted if retained again in the meantime: the files are in use after all.
       await conditionHeld(
@@ -80,6 +54,39 @@ export class DynamoSharedFiles implements SharedFileRecords {
       );
     }
     return remaining;
+  }
+
+  /** Moves the reference count; the count after, or undefined when the row (of that image) is gone. */
+  async #addRefs(
+    owner: string,
+    sha256: string,
+    by: number,
+    sourceImageId?: string,
+  ): Promise<number | undefined> {
+    let refs: number | undefined;
+    await conditionHeld(
+      this.#table.client
+        .send(
+          new UpdateCommand({
+            TableName: this.#table.name,
+            Key: dedupKey(owner, sha256),
+            UpdateExpression: 'ADD refs :by',
+            ConditionExpression:
+              sourceImageId === undefined
+                ? 'attribute_exists(pk)'
+                : 'attribute_exists(pk) AND sourceImageId = :image',
+            ExpressionAttributeValues: {
+              ':by': by,
+              ...(sourceImageId === undefined ? {} : { ':image': sourceImageId }),
+            },
+            ReturnValues: 'UPDATED_NEW',
+          }),
+        )
+        .then(({ Attributes }) => {
+          refs = Number(Attributes?.refs ?? 0);
+        }),
+    );
+    return refs;
   }
 }
 

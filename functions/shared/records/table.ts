@@ -2,6 +2,7 @@ import { ConditionalCheckFailedException, TransactionCanceledException } from '@
 import {
   BatchGetCommand,
   BatchWriteCommand,
+  type BatchWriteCommandInput,
   type DynamoDBDocumentClient,
   GetCommand,
   QueryCommand,
@@ -15,6 +16,7 @@ import { TABLE_SCHEMA } from './schema.ts';
 export type Row = Record<string, unknown>;
 export type Key = { pk: string; sk: string };
 export type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
+type WriteRequest = NonNullable<BatchWriteCommandInput['RequestItems']>[string][number];
 
 export interface RecordsTableOptions {
   tableName: string;
@@ -83,42 +85,28 @@ export class RecordsTable {
   }
 
   /** Writes every row (BatchWriteItem, 25 a request, 8 requests at a time). */
-  async putAll(rows: readonly Row[]): Promise<void> {
-    const chunks = chunk(rows, BATCH_WRITE_LIMIT);
-    for (const group of chunk(chunks, PARALLEL_CHUNKS)) {
-      await Promise.all(
-        group.map((rowsOfChunk) =>
-          this.#untilDone(
-            'records',
-            rowsOfChunk.map((Item) => ({ PutRequest: { Item } })),
-            async (requests) => {
-              const output = await this.client.send(
-                new BatchWriteCommand({ RequestItems: { [this.name]: requests } }),
-              );
-              return (output.UnprocessedItems?.[this.name] ?? []) as typeof requests;
-            },
-          ),
-        ),
-      );
-    }
+  putAll(rows: readonly Row[]): Promise<void> {
+    return this.#writeAll(rows.map((Item) => ({ PutRequest: { Item } })));
   }
 
   /** Deletes the rows with these keys; absent rows are not an error. */
-  async deleteAll(keys: readonly Key[]): Promise<void> {
-    await Promise.all(
-      chunk(keys, BATCH_WRITE_LIMIT).map((keysOfChunk) =>
-        this.#untilDone(
-          'deletes',
-          keysOfChunk.map((Key) => ({ DeleteRequest: { Key } })),
-          async (requests) => {
+  deleteAll(keys: readonly Key[]): Promise<void> {
+    return this.#writeAll(keys.map((Key) => ({ DeleteRequest: { Key } })));
+  }
+
+  async #writeAll(requests: readonly WriteRequest[]): Promise<void> {
+    for (const group of chunk(chunk(requests, BATCH_WRITE_LIMIT), PARALLEL_CHUNKS)) {
+      await Promise.all(
+        group.map((requestsOfChunk) =>
+          this.#untilDone('records', requestsOfChunk, async (left) => {
             const output = await this.client.send(
-              new BatchWriteCommand({ RequestItems: { [this.name]: requests } }),
+              new BatchWriteCommand({ RequestItems: { [this.name]: left } }),
             );
-            return (output.UnprocessedItems?.[this.name] ?? []) as typeof requests;
-          },
+            return (output.UnprocessedItems?.[this.name] ?? []) as WriteRequest[];
+          }),
         ),
-      ),
-    );
+      );
+    }
   }
 
   /** Reads the rows with these keys (consistently), in no particular order. */
