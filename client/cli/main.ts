@@ -134,7 +134,8 @@ export async function main(argv: string[]): Promise<number> {
       : await status(client, options, controller.signal);
   } catch (error) {
     if (controller.signal.aborted) {
-      process.stderr.write('photo-intake: interrupted; run the same command again to carry on.\n');
+      const kept = options.command === 'upload' ? ` (what is done is kept in ${options.stateFile})` : '';
+      process.stderr.write(`photo-intake: interrupted${kept}; run the same command again to carry on.\n`);
       return EXIT.interrupted;
     }
     if (error instanceof UsageError) {
