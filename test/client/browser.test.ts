@@ -98,7 +98,12 @@ describe('web uploader in Chromium, served from another origin', () => {
         },
       )
       .catch(() => undefined);
-    expect(await statuses(tab)).toEqual(photos.map(() => 'ready'));
+    const shown = await tab.$$eval('[data-file]', (rows) =>
+      rows.map((row) =>
+        `${(row as HTMLElement).dataset.status} ${(row as HTMLElement).dataset.error ?? ''}`.trim(),
+      ),
+    );
+    expect(shown).toEqual(photos.map(() => 'ready'));
     // Each row shows its thumbnail variant, loaded (a plain cross-origin GET of a presigned URL).
     await tab.waitForFunction(
       () =>

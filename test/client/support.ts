@@ -51,6 +51,8 @@ export async function startClientStack(env: Record<string, string> = {}): Promis
     DATA_DIR: dataDir,
     OPTIMIZER_CONCURRENCY: '2',
     QUEUE_VISIBILITY_TIMEOUT_SECONDS: '5',
+    // These tests are about the clients: a slow decode on a busy machine must not fail a photo.
+    PROCESSING_TIMEOUT_MS: '120000',
     LOG_LEVEL: 'SILENT',
   });
   let s3: FaultProxy | undefined;
