@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: the API, load, pipeline and optimizer benchmarks, in that order, then a summary
+ * `npm run bench`: the API, load, pipeline, client and optimizer benchmarks, in that order, then a summary
  * table. A part that fails is reported and the others still run (exit code 1).
  * Results are also written to `bench/results/<timestamp>.json` (git-ignored).
  *
@@ -23,6 +23,7 @@ const PARTS: Record<string, () => Promise<PartRunner>> = {
   api: async () => (await import('./api.ts')).default,
   load: async () => (await import('./load.ts')).default,
   pipeline: async () => (await import('./pipeline.ts')).default,
+  client: async () => (await import('./client.ts')).default,
   optimizer: async () => {
     const run = (await import('./optimizer.ts')).default as (
       log: Log,

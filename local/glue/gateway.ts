@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEventV2WithJWTAuthorizer, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { uploaderPage } from '../../client/web/build.ts';
 import { ROUTES, type RouteDefinition, routeKey } from '../../contract/routes.ts';
 import { allowedOrigin } from '../cors.ts';
 
@@ -122,6 +123,10 @@ async function serve(
     res.end(method === 'HEAD' ? undefined : body);
     return;
   }
+  if (method === 'GET' && url.pathname === '/') {
+    await serveUploaderPage(res);
+    return;
+  }
   const match = matchRoute(method, url.pathname);
   if (match === 'malformed') {
     refuse(res, cors, errorResult(400, 'InvalidRequest', 'The path has a malformed %-escape.'));
@@ -164,6 +169,12 @@ function isLoopback(address: string | undefined): boolean {
   if (!address) return false;
   const v4 = address.replace(/^::ffff:/i, '');
   return v4.startsWith('127.') || address === '::1';
+}
+
+/** `GET /`: the web uploader (client/web), built from the client library on first request. */
+async function serveUploaderPage(res: ServerResponse): Promise<void> {
+  const html = await uploaderPage();
+  res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache' }).end(html);
 }
 
 /** The route and its decoded path parameters; `malformed` when a parameter is not valid %-encoding. */

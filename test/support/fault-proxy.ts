@@ -12,10 +12,19 @@ export interface FaultRule {
   match: (req: ProxiedRequest) => boolean;
   /** How many matching requests fail; `Infinity` for all. */
   times: number;
-  status: number;
-  contentType: string;
+  /**
+   * Instead of answering: `request` resets the connection without forwarding (nothing stored);
+   * `response` forwards, then resets the connection instead of passing the answer on (the request
+   * took effect, the client never hears so); `delay` forwards after `delayMs`, unless the client
+   * has gone by then.
+   */
+  drop?: 'request' | 'response';
+  delayMs?: number;
+  /** The answer (unused with `drop` or `delayMs`). */
+  status?: number;
+  contentType?: string;
   /** The answer's body, fixed or made from the request. */
-  body: string | ((req: ProxiedRequest) => string);
+  body?: string | ((req: ProxiedRequest) => string);
   /** Requests this rule failed so far. */
   hits: number;
 }
@@ -30,7 +39,12 @@ export async function startFaultProxy(target: string) {
   const upstream = new URL(target);
   const server = createServer(async (req, res) => {
     const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
+    try {
+      for await (const chunk of req) chunks.push(chunk as Buffer);
+    } catch {
+      // The client gave up while sending: there is nobody to answer.
+      return;
+    }
     const body = Buffer.concat(chunks);
     const seen: ProxiedRequest = {
       method: req.method ?? 'GET',
@@ -39,12 +53,20 @@ export async function startFaultProxy(target: string) {
       body: body.toString('utf8'),
     };
     const rule = rules.find((candidate) => candidate.hits < candidate.times && candidate.match(seen));
-    if (rule) {
-      rule.hits++;
-      const answer = typeof rule.body === 'function' ? rule.body(seen) : rule.body;
-      res.writeHead(rule.status, { 'content-type': rule.contentType }).end(answer);
+    if (rule) rule.hits++;
+    if (rule?.drop === 'request') {
+      req.socket.destroy();
       return;
     }
+    if (rule?.delayMs !== undefined) {
+      await new Promise((resolve) => setTimeout(resolve, rule.delayMs));
+      if (req.socket.destroyed) return;
+    } else if (rule && rule.drop !== 'response') {
+      const answer = typeof rule.body === 'function' ? rule.body(seen) : (rule.body ?? '');
+      res.writeHead(rule.status ?? 500, { 'content-type': rule.contentType ?? 'text/plain' }).end(answer);
+      return;
+    }
+    const resetAnswer = rule?.drop === 'response';
     const forward = request(
       {
         host: upstream.hostname,
@@ -54,6 +76,11 @@ export async function startFaultProxy(target: string) {
         headers: req.headers,
       },
       (answer) => {
+        if (resetAnswer) {
+          answer.resume();
+          answer.once('end', () => req.socket.destroy());
+          return;
+        }
         res.writeHead(answer.statusCode ?? 502, answer.headers);
         answer.pipe(res);
       },
