@@ -24,6 +24,6 @@ export function createAdapters(config: Config, options: { now?: () => Date } = {
     sharedFiles: new DynamoSharedFiles(table),
     quotas: new DynamoQuotas(table),
     objects: new S3ObjectStore(clients.s3),
-    signer: new S3UrlSigner(clients.s3),
+    signer: new S3UrlSigner(clients.s3, options),
   };
 }
