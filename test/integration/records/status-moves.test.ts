@@ -130,8 +130,10 @@ describe('status moves refuse what they must, when raced', () => {
     await moves.advance(ref, 'processing');
   };
 
+  // Batches of four: the batch's own condition (not the last open item) still holds after the other
+  // move, so only the image's condition stands between the race and a wrong record.
   it('refuses failed -> ready: a late success does not overwrite a failure', async () => {
-    const { batchId, refs } = await makeBatch(2);
+    const { batchId, refs } = await makeBatch(4);
     const [ref] = refs as [(typeof refs)[0]];
     await processing(ref);
     racing.interleave(() => moves.settle(ref, FAILED));
@@ -151,7 +153,7 @@ describe('status moves refuse what they must, when raced', () => {
   });
 
   it('refuses ready -> ready with other variants: the first result stands, told of once', async () => {
-    const { batchId, refs } = await makeBatch(2);
+    const { batchId, refs } = await makeBatch(4);
     const [ref] = refs as [(typeof refs)[0]];
     await processing(ref);
     racing.interleave(() => moves.settle(ref, READY(100)));
@@ -162,7 +164,7 @@ describe('status moves refuse what they must, when raced', () => {
   });
 
   it('refuses ready -> failed when the failure was decided on a stale read', async () => {
-    const { refs } = await makeBatch(2);
+    const { refs } = await makeBatch(4);
     const [ref] = refs as [(typeof refs)[0]];
     await processing(ref);
     racing.interleave(() => moves.settle(ref, READY(5)));

@@ -29,6 +29,10 @@ describe('the local storage endpoint key limits', () => {
     expect(codeOf(() => assertStorableKey(atLimit))).toBe('ok');
     expect(unstorableKey(`${atLimit}c`)).toBe('is longer than 1024 bytes');
     expect(codeOf(() => assertStorableKey(`${atLimit}c`))).toBe('KeyTooLongError');
+    // A key of exactly 1024 bytes that is bad for another reason is refused for that reason.
+    const dotted = `../${atLimit.slice(3)}`;
+    expect(Buffer.byteLength(dotted)).toBe(MAX_KEY_BYTES);
+    expect(codeOf(() => assertStorableKey(dotted))).toBe('InvalidArgument');
     // Counted in bytes, not characters: 512 two-byte characters are 1024 bytes.
     const wide = Array.from({ length: 8 }, () => 'é'.repeat(64)).join('/');
     expect(Buffer.byteLength(wide)).toBe(1024 + 7);
