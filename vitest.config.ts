@@ -1,5 +1,13 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * Four tiers, each with its own script (`npm test` runs them in this order):
+ * - unit: pure code and use cases over in-memory fakes of their ports; no image decoding, no servers.
+ * - infra: the CDK stack (Template assertions, cdk-nag).
+ * - integration: the image core on real files (sharp), and adapters against the local servers
+ *   started in the test process.
+ * - e2e: the running local stack over HTTP.
+ */
 export default defineConfig({
   test: {
     projects: [
@@ -7,7 +15,7 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
-          testTimeout: 30_000,
+          testTimeout: 10_000,
         },
       },
       {
@@ -21,8 +29,18 @@ export default defineConfig({
       },
       {
         test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+          // Two cores: sharp already uses both, and the servers' tests time their retries.
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
           name: 'e2e',
-          include: ['test/integration/**/*.test.ts', 'test/e2e/**/*.test.ts'],
+          include: ['test/e2e/**/*.test.ts'],
           testTimeout: 180_000,
           hookTimeout: 120_000,
           fileParallelism: false,

@@ -235,6 +235,59 @@ async function compare(
  * The process's RSS high-water mark. On Linux from `VmHWM`: `getrusage`'s `maxRSS` survives `execve`,
  * so a child spawned by a big parent would report the parent's peak.
  */
+/**
+ * How fast the limits answer: the wall-clock figures that used to be thresholds in the tests (the
+ * tests now prove what happens, `test/integration/image/process.test.ts`; this says how fast).
+ */
+async function limitTimings(log: (line: string) => void, runs: number): Promise<void> {
+  log('### Limits (median ms; targets in parentheses)');
+  const timed = async (run: () => Promise<unknown>) => {
+    const samples: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const started = performance.now();
+      await run().catch(() => undefined);
+      samples.push(performance.now() - started);
+    }
+    return median(samples);
+  };
+  const bomb = await sharp({ create: { width: 3000, height: 2000, channels: 3, background: '#808080' } })
+    .jpeg()
+    .toBuffer();
+  const heic = readFileSync(path.join(corpusDir, 'valid', 'exif-samples--IMG_5195.HEIC'));
+  const jolla = readFileSync(path.join(corpusDir, 'valid', 'exif-samples--jolla.jpg'));
+  const rows: [string, number, number][] = [
+    [
+      '6 MP JPEG over a 5 MP cap, refused',
+      await timed(() => processImage(bomb, SPECS, { ...LIMITS, maxInputPixels: 5_000_000 })),
+      200,
+    ],
+    [
+      '8.5 MP HEIC over its cap, refused',
+      await timed(() => processImage(heic, SPECS, { ...LIMITS, maxInputPixels: 2566 * 3313 - 1 })),
+      500,
+    ],
+    [
+      'JPEG with a 5 ms time limit, stopped',
+      await timed(() => processImage(jolla, SPECS, { ...LIMITS, timeoutMs: 5 })),
+      1_000,
+    ],
+    [
+      'HEIC with a 150 ms time limit, stopped',
+      await timed(() => processImage(heic, SPECS, { ...LIMITS, timeoutMs: 150 })),
+      600,
+    ],
+  ];
+  for (const [what, ms, target] of rows) log(`${what.padEnd(44)} ${pad(fixed(ms), 8)}  (< ${target})`);
+  // The event loop while libheif decodes in its worker: ticks of a 10 ms timer against elapsed time.
+  let ticks = 0;
+  const ticker = setInterval(() => ticks++, 10);
+  const started = performance.now();
+  await processImage(heic, SPECS, LIMITS);
+  const elapsed = performance.now() - started;
+  clearInterval(ticker);
+  log(`event loop during a HEIC decode: ${ticks} ticks of 10 ms in ${fixed(elapsed)} ms (target > 50%)`);
+}
+
 function peakRssMb(): number {
   try {
     const match = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
@@ -363,6 +416,9 @@ export default async function runOptimizerBench(
       );
     }
     sharp.concurrency(settings.concurrency);
+
+    log('');
+    await limitTimings(log, runs);
 
     log('');
     log('### Peak RSS (fresh process, one image; baseline = after loading sharp and reading the file)');

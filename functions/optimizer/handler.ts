@@ -3,7 +3,7 @@ import { createAdapters } from '../shared/adapters.ts';
 import { getConfig } from '../shared/config.ts';
 import { observability } from '../shared/observability.ts';
 import { configureSharp } from './image/configure.ts';
-import { processMessages, type QueueDeps } from './process-messages.ts';
+import { processMessages, queueDepsFrom } from './process-messages.ts';
 
 // Built once per process: configuration, sharp's threads, cache and loader allow-list, SDK
 // clients and adapters.
@@ -11,18 +11,7 @@ const config = getConfig();
 configureSharp();
 const { moves, sharedFiles, objects } = createAdapters(config);
 const { logger, instrument } = observability('optimizer');
-const deps: QueueDeps = {
-  moves,
-  sharedFiles,
-  objects,
-  uploadPrefix: config.uploadPrefix,
-  variantsBucket: config.variantsBucket,
-  specs: config.processing.variants,
-  limits: config.processing,
-  maxBytes: config.limits.maxBytes,
-  maxReceiveCount: config.processing.maxReceiveCount,
-  logger,
-};
+const deps = queueDepsFrom(config, { moves, sharedFiles, objects }, logger);
 
 export const handler = instrument((event: SQSEvent, context: Context) =>
   processMessages(deps, event, context),

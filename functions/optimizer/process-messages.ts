@@ -1,5 +1,6 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { Config } from '../shared/config.ts';
 import { objectsInNotification } from '../shared/notify/s3-events.ts';
 import { parseUploadKey } from '../shared/storage/object-keys.ts';
 import { markLanded, type ProcessingDeps, processUpload } from './process-upload.ts';
@@ -7,6 +8,24 @@ import { markLanded, type ProcessingDeps, processUpload } from './process-upload
 export interface QueueDeps extends ProcessingDeps {
   /** The queue's maxReceiveCount: past it the message would go to the DLQ. */
   maxReceiveCount: number;
+}
+
+/** The optimizer's dependencies from its configuration and adapters (built once, by handler.ts). */
+export function queueDepsFrom(
+  config: Config,
+  adapters: Pick<QueueDeps, 'moves' | 'sharedFiles' | 'objects'>,
+  logger: QueueDeps['logger'],
+): QueueDeps {
+  return {
+    ...adapters,
+    uploadPrefix: config.uploadPrefix,
+    variantsBucket: config.variantsBucket,
+    specs: config.processing.variants,
+    limits: config.processing,
+    maxBytes: config.limits.maxBytes,
+    maxReceiveCount: config.processing.maxReceiveCount,
+    logger,
+  };
 }
 
 /**

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { createAdapters } from '../shared/adapters.ts';
 import { ConfigError, getConfig } from '../shared/config.ts';
 import { observability } from '../shared/observability.ts';
-import { type ReconcileDeps, type ReconcileReport, reconcile } from './reconcile.ts';
+import { type ReconcileDeps, type ReconcileReport, reconcile, reconcileOptionsFrom } from './reconcile.ts';
 import { SqsWorkQueue } from './sqs-work-queue.ts';
 
 // Built once per process: configuration, SDK clients and adapters.
@@ -32,11 +32,5 @@ const InputSchema = z
 /** Runs on a schedule (EventBridge); the event's `detail`, if any, may carry threshold overrides. */
 export const handler = instrument(async (event: { detail?: unknown } = {}): Promise<ReconcileReport> => {
   const input = InputSchema.parse(event.detail ?? {});
-  const { recovery } = config;
-  return reconcile(deps, {
-    stuckAfterMs: (input.stuckAfterSeconds ?? recovery.stuckAfterSeconds) * 1000,
-    missedEventAfterMs: (input.missedEventAfterSeconds ?? recovery.missedEventAfterSeconds) * 1000,
-    maxAttempts: recovery.maxAttempts,
-    maxDeadLetters: 500,
-  });
+  return reconcile(deps, reconcileOptionsFrom(config.recovery, input));
 });

@@ -50,6 +50,22 @@ export interface ReconcileReport {
   repairedOpenCounts: number;
 }
 
+/**
+ * The reconciler's options from its configuration (`MAX_ATTEMPTS`, `RECONCILE_*`), with a schedule's
+ * overrides of the two thresholds, in seconds.
+ */
+export function reconcileOptionsFrom(
+  recovery: { stuckAfterSeconds: number; missedEventAfterSeconds: number; maxAttempts: number },
+  overrides: { stuckAfterSeconds?: number | undefined; missedEventAfterSeconds?: number | undefined } = {},
+): ReconcileOptions {
+  return {
+    stuckAfterMs: (overrides.stuckAfterSeconds ?? recovery.stuckAfterSeconds) * 1000,
+    missedEventAfterMs: (overrides.missedEventAfterSeconds ?? recovery.missedEventAfterSeconds) * 1000,
+    maxAttempts: recovery.maxAttempts,
+    maxDeadLetters: 500,
+  };
+}
+
 /** After its URL ran out, an upload that was under way may still land for a short while. */
 const LATE_UPLOAD_GRACE_MS = 5 * 60_000;
 

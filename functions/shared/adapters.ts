@@ -27,7 +27,7 @@ export function createAdapters(config: Config, options: { now?: () => Date } = {
     sharedFiles: new DynamoSharedFiles(table),
     quotas: new DynamoQuotas(table),
     objects: new S3ObjectStore(clients.s3),
-    signer: urlSigner(config, new S3UrlSigner(clients.s3)),
+    signer: urlSigner(config, new S3UrlSigner(clients.s3, options)),
   };
 }
 

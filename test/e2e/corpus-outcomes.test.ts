@@ -1,8 +1,9 @@
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ImageItem } from '../../functions/shared/records/types.ts';
 import { apiClient, type LocalFile, loadFile, putUpload } from '../support/api-client.ts';
 import { corpusFile, expectations } from '../support/corpus.ts';
-import { removeDir, type StackProcess, startStackProcess } from '../support/stack-process.ts';
+import { recordsOnDisk, removeDir, type StackProcess, startStackProcess } from '../support/stack-process.ts';
 
 /**
  * Every file of the shared corpus, valid and hostile, uploaded through the local stack as a client
@@ -14,6 +15,10 @@ describe('the corpus through the local stack', () => {
   let stack: StackProcess;
   let files: LocalFile[];
   let outcomes: Map<string, { status: string; error?: { code: string }; variants?: { url: string }[] }>;
+  /** The bytes of every ready variant, by corpus file, fetched while the stack ran. */
+  const variantBytes = new Map<string, Buffer[]>();
+  /** The records the stack left once stopped, by corpus file. */
+  let records: Map<string, ImageItem>;
 
   beforeAll(async () => {
     stack = await startStackProcess();
@@ -30,6 +35,22 @@ describe('the corpus through the local stack', () => {
     outcomes = new Map(
       done.items.map((item: { index: number; status: string }) => [
         expected[item.index]?.[0] as string,
+        item,
+      ]),
+    );
+    for (const [name, outcome] of outcomes) {
+      const urls = outcome.status === 'ready' ? (outcome.variants ?? []).map((v) => v.url) : [];
+      variantBytes.set(
+        name,
+        await Promise.all(urls.map(async (url) => Buffer.from(await (await fetch(url)).arrayBuffer()))),
+      );
+    }
+    // Stopped cleanly, the stack's records can be read from its DATA_DIR.
+    expect(await stack.stop('SIGTERM')).toBe(0);
+    const byId = new Map(batch.items.map((item) => [item.imageId, expected[item.index]?.[0] as string]));
+    records = new Map(
+      (await recordsOnDisk(stack.dataDir, batch.batchId)).map((item) => [
+        byId.get(item.imageId) as string,
         item,
       ]),
     );
@@ -53,13 +74,14 @@ describe('the corpus through the local stack', () => {
       expect(['ready', 'failed']).toContain(outcome.status);
       if (outcome.status === 'failed') expect(expectation.codes).toContain(outcome.error?.code);
     }
-    for (const variant of outcome.status === 'ready' ? (outcome.variants ?? []) : []) {
-      const bytes = Buffer.from(await (await fetch(variant.url)).arrayBuffer());
+    for (const bytes of variantBytes.get(name) ?? []) {
       const meta = await sharp(bytes).metadata();
       expect(meta.exif, name).toBeUndefined();
       expect(meta.xmp, name).toBeUndefined();
       expect(meta.iptc, name).toBeUndefined();
       expect(meta.space, name).toBe('srgb');
     }
+    // Decided on the first attempt: a hostile file fails at once, never retried (nor does a good one).
+    expect(records.get(name), name).toMatchObject({ status: outcome.status, attempts: 1 });
   });
 });

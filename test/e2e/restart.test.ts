@@ -1,9 +1,13 @@
 import { readFile } from 'node:fs/promises';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterEach, describe, expect, it } from 'vitest';
+import { variantKey } from '../../functions/shared/storage/object-keys.ts';
+import { DEFAULT_VARIANTS } from '../../functions/shared/variants.ts';
 import { eventLogPath } from '../../local/glue/events.ts';
 import { apiClient, type CreatedBatch, type LocalFile, loadFile, putUpload } from '../support/api-client.ts';
 import { corpusFile } from '../support/corpus.ts';
-import { removeDir, type StackProcess, startStackProcess } from '../support/stack-process.ts';
+import { localS3Client } from '../support/local-clients.ts';
+import { recordsOnDisk, removeDir, type StackProcess, startStackProcess } from '../support/stack-process.ts';
 
 const PHOTOS = [1, 2, 3, 4, 5, 6, 7, 8].flatMap((n) => [`valid/sharp--Landscape_${n}.jpg`]);
 // Short timeouts so that work a crash left in flight comes back within the test.
@@ -29,9 +33,18 @@ async function uploadAll(stack: StackProcess, owner: string, files: LocalFile[])
   return batch;
 }
 
-async function readyCount(stack: StackProcess, owner: string, batchId: string): Promise<number> {
+async function countsOf(stack: StackProcess, owner: string, batchId: string) {
   const { body } = await apiClient(stack.url, owner).request('GET', `/v1/batches/${batchId}?limit=1`);
-  return body.counts.ready;
+  return body.counts as Record<string, number>;
+}
+/** The variant objects stored for an image. */
+async function storedVariantKeys(stack: StackProcess, imageId: string): Promise<string[]> {
+  const s3 = localS3Client(stack.s3Endpoint);
+  const listed = await s3.send(
+    new ListObjectsV2Command({ Bucket: 'photo-intake-variants', Prefix: `${imageId}/` }),
+  );
+  s3.destroy();
+  return (listed.Contents ?? []).map((object) => object.Key as string).sort();
 }
 
 /** Every image of the batch is ready and each of its variants can be downloaded. */
@@ -72,18 +85,29 @@ describe('the local stack across restarts', () => {
     stacks.push(first);
     const files = await distinctPhotos(24);
     const batch = await uploadAll(first, 'kill', files);
-    // Kill it once some, but not all, of the batch is done.
-    for (let i = 0; i < 300 && (await readyCount(first, 'kill', batch.batchId)) === 0; i++) {
+    // Kill it once some of the batch is done and an image is being processed.
+    for (let i = 0; i < 600; i++) {
+      const counts = await countsOf(first, 'kill', batch.batchId);
+      if (counts.ready && counts.ready > 0 && counts.processing && counts.processing > 0) break;
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     await first.stop('SIGKILL');
+    // What the kill left on disk: work in flight (an image in `processing`), and work not done.
+    const atKill = await recordsOnDisk(first.dataDir, batch.batchId);
+    const inFlight = atKill.filter((item) => item.status === 'processing').map((item) => item.imageId);
+    expect(inFlight.length).toBeGreaterThan(0);
+    expect(atKill.filter((item) => item.status === 'ready').length).toBeLessThan(files.length);
+
     const second = await startStackProcess({ dataDir: first.dataDir, env: ENV });
     stacks.push(second);
-    const readyAtRestart = await readyCount(second, 'kill', batch.batchId);
-    expect(readyAtRestart).toBeLessThan(files.length);
     const done = await expectAllReady(second, 'kill', batch);
-    // Nobody sees a second outcome: every image has one ready record with one set of variants.
-    expect(new Set(done.items.map((item: { imageId: string }) => item.imageId)).size).toBe(files.length);
+    // Every image has exactly the configured variants, in the record and in storage: the kill left
+    // neither a missing nor an extra one.
+    const expected = (imageId: string) => DEFAULT_VARIANTS.map((spec) => variantKey(imageId, spec)).sort();
+    for (const item of done.items as { imageId: string; variants: { name: string }[] }[]) {
+      expect(item.variants.map((v) => v.name)).toEqual(DEFAULT_VARIANTS.map((spec) => spec.name));
+      expect(await storedVariantKeys(second, item.imageId)).toEqual(expected(item.imageId));
+    }
     // The events port got each "image finished" and the "batch completed" exactly once, whatever the
     // kill interrupted (they are recorded in the same transaction as the move they tell of).
     const events = await eventsOf(second, batch.batchId);
@@ -95,6 +119,14 @@ describe('the local stack across restarts', () => {
     ).toEqual(batch.items.map((item) => item.imageId).sort());
     expect(events.filter((e) => e.type === 'batch.completed')).toHaveLength(1);
     expect(events.filter((e) => e.type === 'image.failed')).toHaveLength(0);
+
+    // The work the kill interrupted was started again after it: a second attempt, one outcome.
+    expect(await second.stop('SIGTERM')).toBe(0);
+    const after = await recordsOnDisk(first.dataDir, batch.batchId);
+    for (const imageId of inFlight) {
+      expect(after.find((item) => item.imageId === imageId)).toMatchObject({ status: 'ready' });
+      expect(after.find((item) => item.imageId === imageId)?.attempts).toBeGreaterThanOrEqual(2);
+    }
   });
 
   it('stops cleanly on SIGTERM mid-batch and carries on when started again', async () => {

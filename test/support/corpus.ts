@@ -3,8 +3,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-/** The shared corpus lives beside the project; it is never copied into it. */
-export const corpusDir = path.resolve(projectRoot, '..', 'shared', 'corpus');
+/**
+ * The shared corpus lives beside the project; it is never copied into it. `npm run mutate` runs the
+ * tests from a copy of the project elsewhere, and names the corpus in PHOTO_INTAKE_CORPUS.
+ */
+export const corpusDir =
+  process.env.PHOTO_INTAKE_CORPUS ?? path.resolve(projectRoot, '..', 'shared', 'corpus');
 
 export const corpusFile = (relative: string) => path.join(corpusDir, relative);
 

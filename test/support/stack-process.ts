@@ -2,9 +2,15 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DynamoImageRecords } from '../../functions/shared/records/image-records.ts';
+import { RecordsTable } from '../../functions/shared/records/table.ts';
+import type { ImageItem } from '../../functions/shared/records/types.ts';
+import { startDynamoServer } from '../../local/emulators/dynamodb.ts';
 import { projectRoot } from './corpus.ts';
-import { localS3Client } from './local-clients.ts';
+import { LOCAL_CREDENTIALS, localS3Client } from './local-clients.ts';
 
 export interface StackProcess {
   url: string;
@@ -89,3 +95,27 @@ export async function startStackProcess(
 }
 
 export const removeDir = (dir: string) => rm(dir, { recursive: true, force: true });
+
+/**
+ * The image records a stopped stack left in its DATA_DIR, read with the same DynamoDB-compatible
+ * server over the same files (the stack must not be running: the files are locked while it is).
+ */
+export async function recordsOnDisk(dataDir: string, batchId: string): Promise<ImageItem[]> {
+  const server = await startDynamoServer({ directory: path.join(dataDir, 'dynamodb') });
+  try {
+    const client = new DynamoDBClient({
+      region: 'us-east-1',
+      endpoint: server.endpoint,
+      credentials: LOCAL_CREDENTIALS,
+    });
+    const records = new DynamoImageRecords(
+      new RecordsTable(DynamoDBDocumentClient.from(client), { tableName: 'photo-intake' }),
+      { retentionSeconds: 60 },
+    );
+    const { items } = await records.listItems(batchId, { limit: 1000 });
+    client.destroy();
+    return items as ImageItem[];
+  } finally {
+    await server.stop();
+  }
+}

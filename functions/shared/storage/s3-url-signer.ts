@@ -67,9 +67,11 @@ export class S3UrlSigner implements UrlSigner {
   /** This hour's GET URLs: they do not change within the hour, and clients re-read them while polling. */
   readonly #gets = new Map<string, string>();
   #getsHour = 0;
+  readonly #now: () => Date;
 
-  constructor(client: S3Client) {
+  constructor(client: S3Client, options: { now?: () => Date } = {}) {
     this.#client = client;
+    this.#now = options.now ?? (() => new Date());
   }
 
   /**
@@ -134,7 +136,7 @@ export class S3UrlSigner implements UrlSigner {
     if (expiresIn > MAX_PRESIGN_SECONDS) {
       throw new RangeError(`minValiditySeconds must be at most ${MAX_PRESIGN_SECONDS - HOUR_MS / 1000}`);
     }
-    const hour = Math.floor(Date.now() / HOUR_MS);
+    const hour = Math.floor(this.#now().getTime() / HOUR_MS);
     if (hour !== this.#getsHour) {
       this.#gets.clear();
       this.#getsHour = hour;

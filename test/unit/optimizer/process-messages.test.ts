@@ -1,0 +1,169 @@
+import { createHash } from 'node:crypto';
+import sharp from 'sharp';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { processMessages, type QueueDeps } from '../../../functions/optimizer/process-messages.ts';
+import { newId } from '../../../functions/shared/ids.ts';
+import { DEFAULT_VARIANTS } from '../../../functions/shared/variants.ts';
+import {
+  MemoryObjectStore,
+  MemorySharedFiles,
+  MemoryStatusMoves,
+  pendingImage,
+  quietLogger,
+  sqsEvent,
+} from '../../support/fakes.ts';
+
+const UPLOADS = 'uploads-bucket';
+const VARIANTS = 'variants-bucket';
+const LIMITS = { maxInputPixels: 1_000_000, maxFrames: 10, timeoutMs: 10_000 };
+
+/** A 16x12 JPEG: the smallest real photo the image core accepts. */
+let photo: Buffer;
+beforeAll(async () => {
+  photo = await sharp({ create: { width: 16, height: 12, channels: 3, background: '#336699' } })
+    .jpeg()
+    .toBuffer();
+});
+
+describe('processMessages (the optimizer over one SQS batch)', () => {
+  let moves: MemoryStatusMoves;
+  let objects: MemoryObjectStore;
+  let deps: QueueDeps;
+
+  beforeEach(() => {
+    moves = new MemoryStatusMoves();
+    objects = new MemoryObjectStore();
+    deps = {
+      moves,
+      sharedFiles: new MemorySharedFiles(),
+      objects,
+      uploadPrefix: 'uploads/',
+      variantsBucket: VARIANTS,
+      specs: DEFAULT_VARIANTS,
+      limits: LIMITS,
+      maxBytes: 1_000_000,
+      maxReceiveCount: 3,
+      logger: quietLogger,
+    };
+  });
+
+  /** A pending image whose bytes landed in the upload bucket. */
+  const uploaded = (bytes: Buffer, fields: { sha256?: string; size?: number } = {}) => {
+    const item = moves.add(pendingImage(newId(), newId(), { size: bytes.length, ...fields }));
+    objects.set(UPLOADS, item.key, bytes);
+    return item;
+  };
+
+  it('reports exactly the transient failure, and finishes the good file and the bad one', async () => {
+    const good = uploaded(photo);
+    const flaky = uploaded(photo);
+    const notAnImage = uploaded(Buffer.from('this is a text file, not a photo'));
+    objects.failing.add(`${UPLOADS}/${flaky.key}`);
+
+    const response = await processMessages(
+      deps,
+      sqsEvent([
+        { messageId: 'm-good', bucket: UPLOADS, key: good.key },
+        { messageId: 'm-flaky', bucket: UPLOADS, key: flaky.key },
+        { messageId: 'm-bad', bucket: UPLOADS, key: notAnImage.key },
+      ]),
+    );
+
+    expect(response.batchItemFailures).toEqual([{ itemIdentifier: 'm-flaky' }]);
+    expect(moves.get(good.imageId)).toMatchObject({ status: 'ready', width: 16, height: 12 });
+    expect(moves.get(good.imageId)?.variants?.map((v) => v.name)).toEqual(
+      DEFAULT_VARIANTS.map((s) => s.name),
+    );
+    for (const variant of moves.get(good.imageId)?.variants ?? []) {
+      expect(objects.objects.has(`${VARIANTS}/${variant.key}`)).toBe(true);
+    }
+    // The transient one stays in `processing` for the queue to deliver again.
+    expect(moves.get(flaky.imageId)).toMatchObject({ status: 'processing', attempts: 1 });
+    // The bad file is finished for good: failed, and not handed back to the queue.
+    expect(moves.get(notAnImage.imageId)).toMatchObject({
+      status: 'failed',
+      error: { code: 'UnsupportedFormat' },
+    });
+  });
+
+  it('marks the objects waiting behind the first landed before processing it; the first goes straight to processing', async () => {
+    const first = uploaded(photo);
+    const second = uploaded(photo);
+    const third = uploaded(photo);
+    await processMessages(
+      deps,
+      sqsEvent([
+        { messageId: 'a', bucket: UPLOADS, key: first.key },
+        { messageId: 'b', bucket: UPLOADS, key: second.key },
+        { messageId: 'c', bucket: UPLOADS, key: third.key },
+      ]),
+    );
+    expect(moves.calls.slice(0, 2)).toEqual(
+      expect.arrayContaining([
+        { method: 'advance', imageId: second.imageId, arg: 'uploaded' },
+        { method: 'advance', imageId: third.imageId, arg: 'uploaded' },
+      ]),
+    );
+    expect(moves.calls[2]).toEqual({ method: 'advance', imageId: first.imageId, arg: 'processing' });
+    // An uploaded nobody could see is not written for the first.
+    expect(moves.calls).not.toContainEqual({ method: 'advance', imageId: first.imageId, arg: 'uploaded' });
+  });
+
+  it('on the last receive, records ProcessingFailed as the optimizer and still lets the message go to the DLQ', async () => {
+    const flaky = uploaded(photo);
+    objects.failing.add(`${UPLOADS}/${flaky.key}`);
+    const deliver = (receiveCount: number) =>
+      processMessages(deps, sqsEvent([{ messageId: 'm', bucket: UPLOADS, key: flaky.key, receiveCount }]));
+
+    // Before the last receive: retried, nothing final.
+    expect((await deliver(2)).batchItemFailures).toEqual([{ itemIdentifier: 'm' }]);
+    expect(moves.get(flaky.imageId)?.status).toBe('processing');
+
+    const last = await deliver(3);
+    expect(last.batchItemFailures).toEqual([{ itemIdentifier: 'm' }]);
+    const item = moves.get(flaky.imageId);
+    expect(item).toMatchObject({ status: 'failed', error: { code: 'ProcessingFailed' } });
+    expect(item?.error?.message).toContain("the optimizer's last attempt");
+    expect(item?.error?.message).not.toContain('reconciler');
+  });
+
+  it('fails a file whose stored bytes differ from what was declared, without retrying it', async () => {
+    const short = uploaded(photo, { size: photo.length + 1 });
+    const long = uploaded(photo, { size: photo.length - 1 });
+    const tampered = uploaded(photo, { sha256: createHash('sha256').update('other bytes').digest('hex') });
+    const response = await processMessages(
+      deps,
+      sqsEvent(
+        [short, long, tampered].map((item) => ({ messageId: item.imageId, bucket: UPLOADS, key: item.key })),
+      ),
+    );
+    expect(response.batchItemFailures).toEqual([]);
+    expect(moves.get(short.imageId)?.error?.code).toBe('CorruptImage');
+    expect(moves.get(long.imageId)?.error?.code).toBe('TooLarge');
+    expect(moves.get(tampered.imageId)?.error?.code).toBe('ChecksumMismatch');
+  });
+
+  it('changes nothing for a duplicate of an event whose image is already final', async () => {
+    const image = uploaded(photo);
+    const event = sqsEvent([{ messageId: 'm', bucket: UPLOADS, key: image.key }]);
+    await processMessages(deps, event);
+    const ready = moves.get(image.imageId);
+    const written = new Map(objects.objects);
+
+    const again = await processMessages(deps, event);
+    expect(again.batchItemFailures).toEqual([]);
+    expect(moves.get(image.imageId)).toEqual(ready);
+    expect(objects.objects).toEqual(written);
+  });
+
+  it('acknowledges a message that names no created object, and keys the pipeline did not make', async () => {
+    const testEvent = sqsEvent([{ messageId: 'test', bucket: UPLOADS, key: 'x' }]);
+    const record = testEvent.Records[0];
+    if (!record) throw new Error('no record');
+    record.body = JSON.stringify({ Service: 'Amazon S3', Event: 's3:TestEvent', Bucket: UPLOADS });
+    expect((await processMessages(deps, testEvent)).batchItemFailures).toEqual([]);
+    const stranger = sqsEvent([{ messageId: 'x', bucket: UPLOADS, key: 'uploads/not-ours.jpg' }]);
+    expect((await processMessages(deps, stranger)).batchItemFailures).toEqual([]);
+    expect(moves.calls).toEqual([]);
+  });
+});
