@@ -6,6 +6,8 @@ const log = (line: string) => process.stderr.write(`${line}\n`);
 const settings = readLocalSettings();
 const stack = await startLocalStack(settings, log);
 process.stdout.write(`storage: s3 endpoint ${stack.s3Endpoint} (access key S3RVER, secret S3RVER)\n`);
+// The table server, for inspecting records (and for benchmarks that write to the same one).
+process.stdout.write(`records: dynamodb endpoint ${stack.dynamodbEndpoint} (table ${stack.tableName})\n`);
 // The contract's ready line: tools wait for it and read the URL from it.
 process.stdout.write(`ready: photo-intake local stack at ${stack.apiUrl} (data in ${settings.dataDir})\n`);
 
