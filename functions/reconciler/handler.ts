@@ -1,6 +1,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
-import { z } from 'zod';
+import * as z from 'zod';
 import { createAdapters } from '../shared/adapters.ts';
+import { createSqsClient } from '../shared/clients.ts';
 import { ConfigError, getConfig } from '../shared/config.ts';
 import { type ReconcileDeps, type ReconcileReport, reconcile } from './reconcile.ts';
 import { SqsWorkQueue } from './sqs-work-queue.ts';
@@ -8,12 +9,12 @@ import { SqsWorkQueue } from './sqs-work-queue.ts';
 // Built once per process: configuration, SDK clients and adapters.
 const config = getConfig();
 if (!config.queueUrl || !config.dlqUrl) throw new ConfigError('The reconciler needs QUEUE_URL and DLQ_URL.');
-const { clients, records, moves, objects } = createAdapters(config);
+const { records, moves, objects } = createAdapters(config);
 const deps: ReconcileDeps = {
   records,
   moves,
   objects,
-  queue: new SqsWorkQueue(clients.sqs, { queueUrl: config.queueUrl, dlqUrl: config.dlqUrl }),
+  queue: new SqsWorkQueue(createSqsClient(config), { queueUrl: config.queueUrl, dlqUrl: config.dlqUrl }),
   uploadBucket: config.uploadBucket,
   uploadPrefix: config.uploadPrefix,
   logger: new Logger({ serviceName: 'photo-intake-reconciler' }),
