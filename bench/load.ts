@@ -1,13 +1,23 @@
 /**
- * Load benchmark: bursts of 1,000 uploads (small real photos from the shared corpus, each made unique
- * with a JPEG comment) through the local stack, in 2 batches of 500, PUT with bounded concurrency.
+ * Load benchmark: bursts of 1,000 uploads (real photos from the shared corpus, each made unique with
+ * a JPEG comment) through the local stack, in batches of 500, PUT with bounded concurrency.
  * Reports throughput (images/s from the first PUT to the last `ready`), latency from each PUT's
  * completion to its image's `updatedAt` when ready (server clock, same machine), the stack's peak
  * RSS (sampled every 200 ms, process and children), DATA_DIR growth and temp files left behind.
  * A second round on the same stack shows whether anything grows from burst to burst.
  *
- *   node bench/load.ts [--images 1000] [--rounds 2] [--concurrency 32] [--optimizer-concurrency N]
- *     [--cpu-prof] [--heap-diff] [--stack-env NAME=VALUE ...]
+ * The floor, measured in the same run before the first round: plain sharp (`plainSharpVariants`)
+ * making the same variants of the same files in this process, as many photos at once as the
+ * stack's optimizer invocations, with the optimizer's libvips settings (one thread per pipeline, no
+ * operation cache). The stack's throughput is reported as a ratio to it (target >= 0.85).
+ *
+ *   node bench/load.ts [--images 1000] [--rounds 2] [--photos corpus|large|small] [--concurrency 32]
+ *     [--optimizer-concurrency N] [--floor-images N] [--cpu-prof] [--heap-diff] [--stack-env NAME=VALUE ...]
+ *
+ * `--photos`: `corpus` (default) every valid JPEG photo of the corpus that ends `ready`, as they
+ * are (0.1-8.3 MP); `large` only those of at least 2 MP (camera photos, 6-8 MP: about 4x the time);
+ * `small` those of at most 300 kB and 1 MP (the figures before 2026-12 used these).
+ * `--floor-images` runs the floor on the first N of the round's files instead of all of them.
  *
  * `--heap-diff` takes a heap snapshot of the stack after each round (kept in bench/results/heap-*)
  * and prints which live JS objects grew since the first. Snapshots cost memory: RSS figures of such
@@ -20,6 +30,7 @@ import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { apiClient, type CreatedBatch, putUpload, type UploadItem } from '../test/support/api-client.ts';
 import { corpusDir, expectations } from '../test/support/corpus.ts';
+import { plainSharpVariants } from './optimizer.ts';
 import { sha256Hex, uniqueJpeg } from './support/files.ts';
 import {
   censusGrowth,
@@ -30,7 +41,15 @@ import {
   type MemoryReading,
 } from './support/inspector.ts';
 import { monotonicUs, type ProfileWindow, summarizeProfiles } from './support/profile.ts';
-import { type Log, type PartResult, progress, type ResultLine, summaryTable } from './support/report.ts';
+import {
+  type Log,
+  loadAverage,
+  type PartResult,
+  progress,
+  type ResultLine,
+  reproduceCommand,
+  summaryTable,
+} from './support/report.ts';
 import {
   type CpuShares,
   countEntries,
@@ -51,8 +70,16 @@ import { distribution, fixed, mib, pool, sleep } from './support/stats.ts';
 const BATCH_SIZE = 500;
 /** "Small" photos: at most this many bytes and pixels. */
 const SMALL = { bytes: 300_000, pixels: 1_000_000 };
+/** "Large" photos: at least this many pixels. */
+const LARGE_PIXELS = 2_000_000;
+const PHOTO_SETS = ['corpus', 'large', 'small'] as const;
+type PhotoSet = (typeof PHOTO_SETS)[number];
 const POLL_INTERVAL_MS = 500;
+/** How often progress is printed during a round. */
+const PROGRESS_EVERY_MS = 10_000;
+/** At least this long, and 2 s an image, before a round is given up. */
 const ROUND_TIMEOUT_MS = 15 * 60_000;
+const TARGET_FLOOR_RATIO = 0.85;
 
 function option(args: readonly string[], name: string, fallback: number): number {
   const at = args.indexOf(name);
@@ -67,8 +94,8 @@ interface Source {
   height: number;
 }
 
-/** The corpus' small valid JPEG photos that are expected to end `ready`. */
-async function smallPhotos(): Promise<Source[]> {
+/** The corpus' valid JPEG photos that are expected to end `ready`, all or those of one size. */
+async function corpusPhotos(set: PhotoSet): Promise<Source[]> {
   const expected = expectations();
   const dir = path.join(corpusDir, 'valid');
   const sources: Source[] = [];
@@ -76,11 +103,88 @@ async function smallPhotos(): Promise<Source[]> {
     if (!/\.jpe?g$/i.test(name) || expected[`valid/${name}`]?.expect !== 'ready') continue;
     const bytes = await readFile(path.join(dir, name));
     const { width = 0, height = 0 } = await sharp(bytes).metadata();
-    if (bytes.length <= SMALL.bytes && width * height <= SMALL.pixels)
+    const pixels = width * height;
+    const small = bytes.length <= SMALL.bytes && pixels <= SMALL.pixels;
+    if (set === 'corpus' || (set === 'small' && small) || (set === 'large' && pixels >= LARGE_PIXELS))
       sources.push({ name, bytes, width, height });
   }
-  if (sources.length === 0) throw new Error(`no small JPEG photos in ${dir}`);
+  if (sources.length === 0) throw new Error(`no ${set} JPEG photos in ${dir}`);
   return sources;
+}
+
+/**
+ * The files of a burst: the sources in turn, each made unique with a JPEG comment (a new sha256, so
+ * no upload is a duplicate of another). The bytes are made again when needed, not kept: a burst of
+ * camera photos would otherwise hold gigabytes in this process.
+ */
+interface BurstFile {
+  source: Source;
+  tag: string;
+  name: string;
+  size: number;
+  sha256: string;
+}
+
+function burstFiles(sources: readonly Source[], count: number, runTag: string): BurstFile[] {
+  return Array.from({ length: count }, (_, i) => {
+    const source = sources[i % sources.length] as Source;
+    const tag = `photo-intake bench ${runTag} #${i}`;
+    const bytes = uniqueJpeg(source.bytes, tag);
+    return { source, tag, name: `${i}-${source.name}`, size: bytes.length, sha256: sha256Hex(bytes) };
+  });
+}
+
+const bytesOf = (file: BurstFile) => uniqueJpeg(file.source.bytes, file.tag);
+
+interface FloorOutcome {
+  images: number;
+  concurrency: number;
+  wallMs: number;
+  /** CPU of this process (all threads) during the floor. */
+  cpuMs: number;
+  throughput: number;
+  machine: CpuShares;
+  loadAverage: { start: number[]; end: number[] };
+}
+
+/**
+ * Plain sharp on the burst's files, `concurrency` photos at a time, with the optimizer's libvips
+ * settings (functions/optimizer/image/configure.ts: one thread per pipeline, no operation cache);
+ * sharp's settings in this process are put back afterwards.
+ */
+async function sharpFloor(log: Log, files: readonly BurstFile[], concurrency: number): Promise<FloorOutcome> {
+  const threads = sharp.concurrency();
+  sharp.concurrency(1);
+  sharp.cache(false);
+  try {
+    // Warm-up: the first calls load the codecs.
+    for (const source of new Set(files.slice(0, 8).map((f) => f.source)))
+      await plainSharpVariants(source.bytes);
+    const tick = progress(log, 'floor (plain sharp)', files.length, PROGRESS_EVERY_MS);
+    const loadAtStart = loadAverage();
+    const machineBefore = await machineCpu();
+    const cpuBefore = process.cpuUsage();
+    const started = performance.now();
+    let done = 0;
+    await pool(files, concurrency, async (file) => {
+      await plainSharpVariants(bytesOf(file));
+      tick(++done);
+    });
+    const wallMs = performance.now() - started;
+    const cpuMs = cpuMsOf(process.cpuUsage(cpuBefore));
+    return {
+      images: files.length,
+      concurrency,
+      wallMs,
+      cpuMs,
+      throughput: files.length / (wallMs / 1000),
+      machine: cpuShares(machineBefore, await machineCpu(), { stackMs: 0, benchMs: cpuMs }),
+      loadAverage: { start: loadAtStart, end: loadAverage() },
+    };
+  } finally {
+    sharp.concurrency(threads);
+    sharp.cache(true);
+  }
 }
 
 /** CPU time (user + system) per thread name of a process, in ms (Linux): the main JS thread, the
@@ -112,7 +216,7 @@ const diffCpu = (after: Record<string, number>, before: Record<string, number>) 
 interface Upload {
   batchId: string;
   item: UploadItem;
-  bytes: Buffer;
+  file: BurstFile;
   putDoneAt?: number;
 }
 
@@ -170,19 +274,10 @@ async function runRound(
 ): Promise<RoundOutcome> {
   const { url, images, concurrency, sources, round } = context;
   const client = apiClient(url, 'bench-load');
-  const runTag = `${Date.now()}-${round}`;
-  const files = Array.from({ length: images }, (_, i) => {
-    const source = sources[i % sources.length] as Source;
-    const bytes = uniqueJpeg(source.bytes, `photo-intake bench ${runTag} #${i}`);
-    return {
-      name: `${i}-${source.name}`,
-      type: 'image/jpeg',
-      size: bytes.length,
-      sha256: sha256Hex(bytes),
-      bytes,
-    };
-  });
+  const files = burstFiles(sources, images, `${Date.now()}-${round}`);
   if (new Set(files.map((f) => f.sha256)).size !== images) throw new Error('the files are not unique');
+  const declared = files.map(({ name, size, sha256 }) => ({ name, type: 'image/jpeg', size, sha256 }));
+  const timeoutMs = Math.max(ROUND_TIMEOUT_MS, images * 2000);
 
   context.rss.resetPeak();
   const cpuBefore = await processCpuMs(context.pid);
@@ -194,7 +289,7 @@ async function runRound(
   const batches: CreatedBatch[] = [];
   for (let start = 0; start < images; start += BATCH_SIZE) {
     const started = performance.now();
-    batches.push(await client.createBatch(files.slice(start, start + BATCH_SIZE)));
+    batches.push(await client.createBatch(declared.slice(start, start + BATCH_SIZE)));
     postMs.push(performance.now() - started);
   }
   const uploads: Upload[] = batches.flatMap((batch, b) =>
@@ -203,12 +298,12 @@ async function runRound(
       return {
         batchId: batch.batchId,
         item,
-        bytes: (files[b * BATCH_SIZE + item.index] as { bytes: Buffer }).bytes,
+        file: files[b * BATCH_SIZE + item.index] as BurstFile,
       };
     }),
   );
   log(
-    `  round ${round}: 2 batches created (POST ${postMs.map((ms) => fixed(ms)).join(', ')} ms); PUT ${images} files, ${concurrency} at a time`,
+    `  round ${round}: ${batches.length} batches created (POST ${postMs.map((ms) => fixed(ms)).join(', ')} ms); PUT ${images} files, ${concurrency} at a time`,
   );
 
   // Poll every batch while the PUTs run: a one-item page with the last ETag is enough to learn the
@@ -217,9 +312,9 @@ async function runRound(
     batches.map((batch) => [batch.batchId, { complete: false, ready: 0, failed: 0 }]),
   );
   let polling = true;
-  const pollTick = progress(log, `round ${round}: final`, images);
+  const pollTick = progress(log, `round ${round}: final`, images, PROGRESS_EVERY_MS);
   const poller = (async () => {
-    const deadline = Date.now() + ROUND_TIMEOUT_MS;
+    const deadline = Date.now() + timeoutMs;
     while (polling) {
       for (const [batchId, s] of state) {
         if (s.complete) continue;
@@ -240,18 +335,18 @@ async function runRound(
         `(ready ${all.reduce((sum, s) => sum + s.ready, 0)}, RSS ${fixed(context.rss.last())} MiB)`,
       );
       if (all.every((s) => s.complete)) return;
-      if (Date.now() > deadline) throw new Error(`round ${round}: not complete after ${ROUND_TIMEOUT_MS} ms`);
+      if (Date.now() > deadline) throw new Error(`round ${round}: not complete after ${timeoutMs} ms`);
       await sleep(POLL_INTERVAL_MS);
     }
   })();
 
   const firstPutAt = Date.now();
   const putStarted = performance.now();
-  const putTick = progress(log, `round ${round}: PUT`, images);
+  const putTick = progress(log, `round ${round}: PUT`, images, PROGRESS_EVERY_MS);
   let puts = 0;
   const putDurations = await pool(uploads, concurrency, async (upload) => {
     const started = performance.now();
-    const response = await putUpload(upload.item, upload.bytes);
+    const response = await putUpload(upload.item, bytesOf(upload.file));
     await response.arrayBuffer();
     if (response.status !== 200) throw new Error(`PUT ${upload.item.imageId}: ${response.status}`);
     upload.putDoneAt = Date.now();
@@ -388,10 +483,46 @@ export default async function runLoadBench(log: Log, args: readonly string[] = [
   const concurrency = option(args, '--concurrency', 32);
   /** The stack's OPTIMIZER_CONCURRENCY; its own default (the core count) when not given. */
   const optimizerConcurrency = option(args, '--optimizer-concurrency', 0);
-  const sources = await smallPhotos();
+  const workers = optimizerConcurrency || availableParallelism();
+  const floorImages = Math.min(images, option(args, '--floor-images', images));
+  const photosArg = args[args.indexOf('--photos') + 1];
+  const photos: PhotoSet = args.includes('--photos') ? (photosArg as PhotoSet) : 'corpus';
+  if (!PHOTO_SETS.includes(photos)) throw new Error(`--photos: one of ${PHOTO_SETS.join(', ')}`);
+  const env = stackEnv(args);
+  const command = reproduceCommand('load', {
+    '--images': images,
+    '--rounds': rounds,
+    '--photos': photos,
+    '--concurrency': concurrency,
+    '--optimizer-concurrency': optimizerConcurrency || undefined,
+    '--floor-images': floorImages === images ? undefined : floorImages,
+    '--cpu-prof': args.includes('--cpu-prof'),
+    '--heap-diff': args.includes('--heap-diff'),
+    ...Object.fromEntries(Object.entries(env).map(([name, value]) => [`--stack-env ${name}=${value}`, true])),
+  });
+  const loadAtStart = loadAverage();
+  log(`reproduce: ${command}`);
+  log(`load average at start: ${loadAtStart.join(' ')}`);
+  const sources = await corpusPhotos(photos);
+  const megapixels = (s: Source) => (s.width * s.height) / 1e6;
+  const meanMegapixels =
+    Array.from({ length: images }, (_, i) => megapixels(sources[i % sources.length] as Source)).reduce(
+      (a, b) => a + b,
+      0,
+    ) / images;
   log(
-    `sources: ${sources.length} small JPEG photos (<= ${SMALL.bytes / 1000} kB, <= 1 MP) from ${corpusDir}/valid: ` +
-      sources.map((s) => `${s.name.replace(/^[^-]+--/, '')} ${s.width}x${s.height}`).join(', '),
+    `run: ${rounds} round(s) of ${images} uploads (${Math.ceil(images / BATCH_SIZE)} batch(es), ${concurrency} PUTs at a time) ` +
+      `of ${photos} photos, ${workers} optimizer invocations at once; floor on ${floorImages} of the same files, ` +
+      `${workers} at a time`,
+  );
+  log(
+    `sources: ${sources.length} ${photos} JPEG photos from ${corpusDir}/valid, used in turn (mean ${fixed(meanMegapixels, 1)} MP an upload): ` +
+      sources
+        .map(
+          (s) =>
+            `${s.name.replace(/^[^-]+--/, '')} ${s.width}x${s.height} ${fixed(s.bytes.length / 1000)} kB`,
+        )
+        .join(', '),
   );
   const profileDir = cpuProfileDir(args, 'load');
   log(`starting the local stack${profileDir ? ` (node --cpu-prof, profiles in ${profileDir})` : ''}...`);
@@ -399,7 +530,7 @@ export default async function runLoadBench(log: Log, args: readonly string[] = [
     nodeOptions: [INSPECT_OPTION],
     env: {
       ...(optimizerConcurrency > 0 ? { OPTIMIZER_CONCURRENCY: String(optimizerConcurrency) } : {}),
-      ...stackEnv(args),
+      ...env,
     },
     ...(profileDir ? { cpuProfileDir: profileDir } : {}),
   });
@@ -409,13 +540,18 @@ export default async function runLoadBench(log: Log, args: readonly string[] = [
   const rss = sampleRss(pid, 200);
   const outcomes: RoundOutcome[] = [];
   const details: Record<string, unknown> = {
+    command,
+    loadAverage: { start: loadAtStart },
     images,
     rounds,
+    photos,
+    sources: sources.map((s) => ({ name: s.name, width: s.width, height: s.height, bytes: s.bytes.length })),
     concurrency,
     batchSize: BATCH_SIZE,
     optimizerConcurrency: optimizerConcurrency || `default (${availableParallelism()})`,
-    stackEnv: stackEnv(args),
+    stackEnv: env,
   };
+  let floor: FloorOutcome | undefined;
   try {
     await sleep(1000);
     details.startRssMiB = await treeRssMiB(pid);
@@ -430,6 +566,20 @@ export default async function runLoadBench(log: Log, args: readonly string[] = [
     );
     log(
       `  idle RSS ${fixed(details.startRssMiB as number)} MiB, ${details.startTmpEntries} entries in its TMPDIR`,
+    );
+    // The floor, on the same kind of files (same sources in the same order, made unique the same way).
+    log(`floor: plain sharp on ${floorImages} files, ${workers} at a time (the stack idles meanwhile)...`);
+    floor = await sharpFloor(log, burstFiles(sources, floorImages, `floor-${Date.now()}`), workers);
+    details.floor = floor;
+    log(
+      `  floor: ${fixed(floor.throughput, 2)} images/s (${floor.images} in ${fixed(floor.wallMs / 1000, 1)} s, ` +
+        `${fixed(floor.cpuMs / floor.images)} ms CPU an image; CPUs ${fixed(floor.machine.busyPercent)}% busy, ` +
+        `this process ${fixed(floor.machine.benchPercent)}%, others ${fixed(floor.machine.othersPercent)}%; ` +
+        `load average ${floor.loadAverage.start.join(' ')} -> ${floor.loadAverage.end.join(' ')})`,
+    );
+    log(
+      `  at the floor's rate a round of ${images} takes at least ${fixed(images / floor.throughput)} s; ` +
+        `at ${TARGET_FLOOR_RATIO}x, ${fixed(images / floor.throughput / TARGET_FLOOR_RATIO)} s`,
     );
     const heapDir = args.includes('--heap-diff') ? resultsSubdir('heap-load') : undefined;
     if (heapDir) await mkdir(heapDir, { recursive: true });
@@ -448,8 +598,9 @@ export default async function runLoadBench(log: Log, args: readonly string[] = [
       });
       outcomes.push(outcome);
       log(
-        `  round ${round}: ${JSON.stringify(outcome.statuses)}, ${fixed(outcome.throughput, 1)} images/s, ` +
-          `latency p50 ${fixed(outcome.latency.p50)} / p95 ${fixed(outcome.latency.p95)} ms, ` +
+        `  round ${round}: ${JSON.stringify(outcome.statuses)}, ${fixed(outcome.throughput, 2)} images/s ` +
+          `(${fixed(outcome.throughput / floor.throughput, 2)}x the floor's ${fixed(floor.throughput, 2)}), ` +
+          `latency p50 ${fixed(outcome.latency.p50)} / p95 ${fixed(outcome.latency.p95)} / p99 ${fixed(outcome.latency.p99)} ms, ` +
           `peak RSS ${fixed(outcome.peakRssMiB)} MiB, idle RSS after ${fixed(outcome.idleRssMiB)} MiB, ` +
           `stack CPU ${fixed(outcome.stackCpuMs / outcome.images, 1)} ms/image, ` +
           `DATA_DIR ${fixed(mib(outcome.dataDir.bytes), 1)} MiB in ${outcome.dataDir.files} files ` +
@@ -522,6 +673,13 @@ export default async function runLoadBench(log: Log, args: readonly string[] = [
   }
 
   const lines: ResultLine[] = [];
+  if (floor) {
+    lines.push({
+      name: `floor: plain sharp, ${floor.images} of the same files, ${floor.concurrency} at a time`,
+      unit: 'img/s',
+      value: floor.throughput,
+    });
+  }
   for (const [i, o] of outcomes.entries()) {
     const r = `round ${i + 1}`;
     const allReady = (o.statuses.ready ?? 0) === o.images && o.variantProblems.length === 0;
@@ -534,7 +692,19 @@ export default async function runLoadBench(log: Log, args: readonly string[] = [
         pass: allReady,
       },
       { name: `${r}: throughput, first PUT to last ready`, unit: 'img/s', value: o.throughput },
+      ...(floor
+        ? [
+            {
+              name: `${r}: throughput / floor`,
+              unit: 'x',
+              value: Number((o.throughput / floor.throughput).toFixed(2)),
+              target: `>= ${TARGET_FLOOR_RATIO}`,
+              pass: o.throughput / floor.throughput >= TARGET_FLOOR_RATIO,
+            },
+          ]
+        : []),
       { name: `${r}: latency, PUT done to ready`, unit: 'ms', dist: o.latency },
+      { name: `${r}: latency, PUT done to ready, p99`, unit: 'ms', value: o.latency.p99 },
       { name: `${r}: PUT (client, ${concurrency} at a time)`, unit: 'ms', dist: o.putMs },
       {
         name: `${r}: GET finished batch, limit=500, first read`,
@@ -576,6 +746,10 @@ export default async function runLoadBench(log: Log, args: readonly string[] = [
     unit: 'MiB',
     value: details.peakRssMiB as number,
   });
+  const loadAtEnd = loadAverage();
+  details.loadAverage = { start: loadAtStart, end: loadAtEnd };
+  log(`load average at end: ${loadAtEnd.join(' ')} (at start ${loadAtStart.join(' ')})`);
+  log(`reproduce: ${command}`);
   return { lines, details };
 }
 

@@ -15,6 +15,7 @@ import sharp, { type Sharp } from 'sharp';
 import { configureSharp } from '../functions/optimizer/image/configure.ts';
 import { processImage } from '../functions/optimizer/image/process.ts';
 import { DEFAULT_VARIANTS, type VariantSpec } from '../functions/shared/variants.ts';
+import { loadAverage, reproduceCommand } from './support/report.ts';
 
 const projectRoot = path.resolve(import.meta.dirname, '..');
 const corpusDir = path.resolve(projectRoot, '..', 'shared', 'corpus');
@@ -348,6 +349,10 @@ export default async function runOptimizerBench(
 ): Promise<void> {
   const runs = option(args, '--runs', 5);
   const concurrency = option(args, '--sharp-concurrency', 1);
+  const command = reproduceCommand('optimizer', { '--runs': runs, '--sharp-concurrency': concurrency });
+  const loadAtStart = loadAverage();
+  log(`reproduce: ${command}`);
+  log(`load average at start: ${loadAtStart.join(' ')}`);
   const settings = configureSharp({ concurrency });
   const work = mkdtempSync(path.join(os.tmpdir(), 'optimizer-bench-'));
   try {
@@ -438,6 +443,8 @@ export default async function runOptimizerBench(
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+  log(`load average at end: ${loadAverage().join(' ')} (at start ${loadAtStart.join(' ')})`);
+  log(`reproduce: ${command}`);
 }
 
 const runDirectly =

@@ -12,7 +12,7 @@ import { eventLogPath } from '../local/glue/events.ts';
 import { apiClient, type LocalFile, loadFile, putUpload } from '../test/support/api-client.ts';
 import { corpusDir } from '../test/support/corpus.ts';
 import { plainSharpVariants } from './optimizer.ts';
-import { type Log, type PartResult, progress } from './support/report.ts';
+import { type Log, loadAverage, type PartResult, progress, reproduceCommand } from './support/report.ts';
 import { startBenchStack } from './support/stack.ts';
 import { distribution } from './support/stats.ts';
 
@@ -48,6 +48,10 @@ async function floor(files: readonly LocalFile[]): Promise<number> {
 
 export default async function runPipelineBench(log: Log, args: readonly string[] = []): Promise<PartResult> {
   const rounds = option(args, '--rounds', 3);
+  const command = reproduceCommand('pipeline', { '--rounds': rounds });
+  const loadAtStart = loadAverage();
+  log(`reproduce: ${command}`);
+  log(`load average at start: ${loadAtStart.join(' ')}`);
   const files = await photos();
   const megapixels = files.length;
   log(`pipeline: ${files.length} corpus JPEGs, ${rounds} rounds, ${CONCURRENCY} at a time`);
@@ -107,6 +111,9 @@ export default async function runPipelineBench(log: Log, args: readonly string[]
   const floorDist = distribution(floors);
   const stackDist = distribution(stackTimes);
   const ratio = stackDist.p50 / floorDist.p50;
+  const loadAtEnd = loadAverage();
+  log(`load average at end: ${loadAtEnd.join(' ')} (at start ${loadAtStart.join(' ')})`);
+  log(`reproduce: ${command}`);
   return {
     lines: [
       { name: 'plain sharp, all photos', unit: 'ms', dist: floorDist },
@@ -124,7 +131,15 @@ export default async function runPipelineBench(log: Log, args: readonly string[]
         dist: distribution(values),
       })),
     ],
-    details: { photos: files.map((f) => f.name), megapixels, concurrency: CONCURRENCY, floors, stackTimes },
+    details: {
+      command,
+      loadAverage: { start: loadAtStart, end: loadAtEnd },
+      photos: files.map((f) => f.name),
+      megapixels,
+      concurrency: CONCURRENCY,
+      floors,
+      stackTimes,
+    },
   };
 }
 

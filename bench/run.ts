@@ -1,6 +1,8 @@
 /**
- * `npm run bench`: the API, load, pipeline, client and optimizer benchmarks, in that order, then a summary
- * table. A part that fails is reported and the others still run (exit code 1).
+ * `npm run bench`: the API, load, pipeline, client, optimizer and cold-start benchmarks, in that order,
+ * then a summary table. A part that fails is reported and the others still run (exit code 1). Each
+ * part prints the command that reproduces it; the machine's load average at the start and end of each
+ * part goes into the results.
  * Results are also written to `bench/results/<timestamp>.json` (git-ignored).
  *
  *   npm run bench                     # every part
@@ -8,13 +10,14 @@
  *   npm run bench -- api --iterations 50 --cpu-prof
  *
  * Options after the part names go to every part: `--iterations N` (api), `--images N`,
- * `--rounds N`, `--concurrency N`, `--heap-diff` (load), `--runs N` (optimizer), `--cpu-prof` (api
- * and load: the stack runs under `node --cpu-prof` and the part prints where its CPU time went).
+ * `--rounds N`, `--photos corpus|large|small`, `--floor-images N`, `--concurrency N`, `--heap-diff`
+ * (load), `--runs N` (optimizer, coldstart), `--cpu-prof` (api and load: the stack runs under
+ * `node --cpu-prof` and the part prints where its CPU time went).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { type Log, type PartResult, type SummaryRow, summaryTable } from './support/report.ts';
+import { type Log, loadAverage, type PartResult, type SummaryRow, summaryTable } from './support/report.ts';
 
 type PartRunner = (log: Log, args: readonly string[]) => Promise<PartResult | undefined>;
 
@@ -34,12 +37,15 @@ const PARTS: Record<string, () => Promise<PartRunner>> = {
       return undefined;
     };
   },
+  coldstart: async () => (await import('./coldstart.ts')).default,
 };
 
 interface PartRecord {
   part: string;
   status: 'ok' | 'error';
   durationMs: number;
+  /** The machine's 1, 5 and 15 minute load averages when the part started and ended. */
+  loadAverage: { start: number[]; end: number[] };
   error?: string;
   result?: PartResult;
   /** Everything the part printed. */
@@ -88,6 +94,8 @@ async function main(): Promise<number> {
       console.log(line);
     };
     const started = performance.now();
+    const loadAtStart = loadAverage();
+    const load = () => ({ start: loadAtStart, end: loadAverage() });
     try {
       const run = await (PARTS[part] as () => Promise<PartRunner>)();
       const result = await run(log, options);
@@ -95,6 +103,7 @@ async function main(): Promise<number> {
         part,
         status: 'ok',
         durationMs: performance.now() - started,
+        loadAverage: load(),
         ...(result ? { result } : {}),
         log: lines,
       });
@@ -104,12 +113,15 @@ async function main(): Promise<number> {
         part,
         status: 'error',
         durationMs: performance.now() - started,
+        loadAverage: load(),
         error: errorText(error),
         log: lines,
       });
     }
+    const record = records.at(-1);
     console.log(
-      `=== ${part}: ${records.at(-1)?.status} in ${((performance.now() - started) / 1000).toFixed(1)} s ===`,
+      `=== ${part}: ${record?.status} in ${((performance.now() - started) / 1000).toFixed(1)} s; load average ` +
+        `${record?.loadAverage.start.join(' ')} at the start, ${record?.loadAverage.end.join(' ')} at the end ===`,
     );
   }
 

@@ -4,7 +4,7 @@
  * from them (openapi.ts), the tests check responses against that document, and the client library
  * imports the inferred types (type-only, so the library carries no zod at run time).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 // ---------- statuses ----------
 

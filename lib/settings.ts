@@ -1,6 +1,6 @@
 import { createPublicKey } from 'node:crypto';
 import type { IConstruct } from 'constructs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { DEFAULT_ACCEPTED_TYPES } from '../functions/shared/config.ts';
 import { DEFAULT_VARIANTS, VariantSpecsSchema } from '../functions/shared/variants.ts';
 

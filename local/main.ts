@@ -10,6 +10,8 @@ process.stdout.write(
 );
 process.stdout.write(`metrics: ${stack.apiUrl}/metrics (Prometheus text)\n`);
 process.stdout.write(`storage: s3 endpoint ${stack.s3Endpoint} (access key S3RVER, secret S3RVER)\n`);
+// The table server, for inspecting records (and for benchmarks that write to the same one).
+process.stdout.write(`records: dynamodb endpoint ${stack.dynamodbEndpoint} (table ${stack.tableName})\n`);
 // The contract's ready line: tools wait for it and read the URL from it.
 process.stdout.write(`ready: photo-intake local stack at ${stack.apiUrl} (data in ${settings.dataDir})\n`);
 

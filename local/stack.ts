@@ -16,6 +16,8 @@ export interface LocalStack {
   apiUrl: string;
   s3Endpoint: string;
   dynamodbEndpoint: string;
+  /** The records table on that server. */
+  tableName: string;
   sqsEndpoint: string;
   queueUrl: string;
   dlqUrl: string;
@@ -214,6 +216,7 @@ export async function startLocalStack(
     apiUrl: gateway.url,
     s3Endpoint: handlerEndpoints.s3,
     dynamodbEndpoint: emulators.dynamodbEndpoint,
+    tableName: NAMES.table,
     sqsEndpoint: emulators.sqsEndpoint,
     queueUrl: emulators.queueUrl,
     dlqUrl: emulators.dlqUrl,

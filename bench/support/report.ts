@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { type Distribution, fixed } from './stats.ts';
 
 /** One line of the summary table: a latency distribution, or a single figure. */
@@ -21,6 +22,23 @@ export interface PartResult {
 }
 
 export type Log = (line: string) => void;
+
+/** The machine's load averages over 1, 5 and 15 minutes (the machine is shared: say how busy it was). */
+export const loadAverage = (): number[] => os.loadavg().map((load) => Math.round(load * 100) / 100);
+
+/**
+ * The command that runs one part again with the options it ran with: `options` maps each flag to
+ * its value (`true` for a flag without one; `false` and `undefined` leave it out).
+ */
+export function reproduceCommand(
+  part: string,
+  options: Record<string, string | number | boolean | undefined>,
+): string {
+  const flags = Object.entries(options).flatMap(([flag, value]) =>
+    value === undefined || value === false ? [] : value === true ? [flag] : [flag, String(value)],
+  );
+  return [`npm run bench -- ${part}`, ...flags].join(' ');
+}
 
 /** A progress reporter that prints at most every `everyMs`, plus the final state. */
 export function progress(log: Log, label: string, total: number, everyMs = 2000) {
@@ -50,7 +68,7 @@ export function summaryTable(rows: readonly SummaryRow[]): string[] {
     line.dist ? fixed(line.dist.max, 1) : '',
     line.value === undefined
       ? ''
-      : fixed(line.value, Number.isInteger(line.value) || line.value >= 100 ? 0 : 1),
+      : fixed(line.value, line.unit === 'x' ? 2 : Number.isInteger(line.value) || line.value >= 100 ? 0 : 1),
     line.unit,
     line.target ?? '',
     line.pass === undefined ? '' : line.pass ? 'pass' : 'FAIL',

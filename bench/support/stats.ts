@@ -5,6 +5,7 @@ export interface Distribution {
   min: number;
   p50: number;
   p95: number;
+  p99: number;
   max: number;
   mean: number;
 }
@@ -24,6 +25,7 @@ export function distribution(samples: readonly number[]): Distribution {
     min: sorted[0] ?? Number.NaN,
     p50: percentile(sorted, 50),
     p95: percentile(sorted, 95),
+    p99: percentile(sorted, 99),
     max: sorted.at(-1) ?? Number.NaN,
     mean: sorted.length > 0 ? sum / sorted.length : Number.NaN,
   };

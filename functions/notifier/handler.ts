@@ -1,6 +1,6 @@
 import { ChangeMessageVisibilityCommand } from '@aws-sdk/client-sqs';
 import type { SQSEvent } from 'aws-lambda';
-import { createClients } from '../shared/clients.ts';
+import { createSqsClient } from '../shared/clients.ts';
 import { ConfigError, getConfig } from '../shared/config.ts';
 import { observability } from '../shared/observability.ts';
 import { CallbackPolicy } from '../shared/push/callback-url.ts';
@@ -13,7 +13,7 @@ import { type NotifierDeps, processDeliveries } from './process-deliveries.ts';
 const config = getConfig();
 const { webhookQueueUrl, webhookTimeoutMs, retryDelaysSeconds, allowPrivateCallbacks } = config.push;
 if (!webhookQueueUrl) throw new ConfigError('The notifier needs WEBHOOK_QUEUE_URL.');
-const { sqs } = createClients(config);
+const sqs = createSqsClient(config);
 const { logger, metrics, instrument } = observability('notifier');
 const policy = new CallbackPolicy({ allowPrivate: allowPrivateCallbacks });
 const deps: NotifierDeps = {

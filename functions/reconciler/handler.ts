@@ -1,5 +1,6 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { createAdapters } from '../shared/adapters.ts';
+import { createSqsClient } from '../shared/clients.ts';
 import { ConfigError, getConfig } from '../shared/config.ts';
 import { observability } from '../shared/observability.ts';
 import { type ReconcileDeps, type ReconcileReport, reconcile, reconcileOptionsFrom } from './reconcile.ts';
@@ -8,13 +9,13 @@ import { SqsWorkQueue } from './sqs-work-queue.ts';
 // Built once per process: configuration, SDK clients and adapters.
 const config = getConfig();
 if (!config.queueUrl || !config.dlqUrl) throw new ConfigError('The reconciler needs QUEUE_URL and DLQ_URL.');
-const { clients, records, moves, objects, quotas } = createAdapters(config);
+const { records, moves, objects, quotas } = createAdapters(config);
 const { logger, instrument } = observability('reconciler');
 const deps: ReconcileDeps = {
   records,
   moves,
   objects,
-  queue: new SqsWorkQueue(clients.sqs, { queueUrl: config.queueUrl, dlqUrl: config.dlqUrl }),
+  queue: new SqsWorkQueue(createSqsClient(config), { queueUrl: config.queueUrl, dlqUrl: config.dlqUrl }),
   quotas,
   uploadBucket: config.uploadBucket,
   uploadPrefix: config.uploadPrefix,

@@ -1,6 +1,7 @@
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import type { DynamoDBStreamEvent } from 'aws-lambda';
 import { createAdapters } from '../shared/adapters.ts';
+import { createSqsClient } from '../shared/clients.ts';
 import { ConfigError, getConfig } from '../shared/config.ts';
 import { observeEvents } from '../shared/fate/observe.ts';
 import { observability } from '../shared/observability.ts';
@@ -13,13 +14,13 @@ const { eventBusName, webhookQueueUrl } = config.push;
 if (!eventBusName || !webhookQueueUrl) {
   throw new ConfigError('The relay needs EVENT_BUS_NAME and WEBHOOK_QUEUE_URL.');
 }
-const { clients, table } = createAdapters(config);
+const { table } = createAdapters(config);
 const { logger, metrics, instrument } = observability('relay');
 const deps: RelayDeps = {
   // Metrics last: a retry after a failed put does not count twice what it did not deliver.
   sink: fanOut(
     eventBridgeSink(new EventBridgeClient({ region: config.region }), eventBusName),
-    webhookQueueSink(clients.sqs, webhookQueueUrl),
+    webhookQueueSink(createSqsClient(config), webhookQueueUrl),
     observeEvents(metrics, logger),
   ),
   deleteRows: (keys) => table.deleteAll(keys),

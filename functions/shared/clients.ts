@@ -8,7 +8,6 @@ import type { Config } from './config.ts';
 export interface AwsClients {
   s3: S3Client;
   dynamo: DynamoDBDocumentClient;
-  sqs: SQSClient;
 }
 
 /**
@@ -31,6 +30,14 @@ export function createClients(config: Config): AwsClients {
     new DynamoDBClient({ region, ...(endpoints.dynamodb ? { endpoint: endpoints.dynamodb } : {}) }),
     { marshallOptions: { removeUndefinedValues: true } },
   );
-  const sqs = new SQSClient({ region, ...(endpoints.sqs ? { endpoint: endpoints.sqs } : {}) });
-  return { s3, dynamo, sqs };
+  return { s3, dynamo };
+}
+
+/**
+ * The SQS client, for the one function that sends and receives messages itself (the reconciler):
+ * built apart from the others so that the API and optimizer bundles leave the SQS client out.
+ */
+export function createSqsClient(config: Config): SQSClient {
+  const { region, endpoints } = config;
+  return new SQSClient({ region, ...(endpoints.sqs ? { endpoint: endpoints.sqs } : {}) });
 }

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { DEFAULT_VARIANTS, type VariantSpec, VariantSpecsSchema } from './variants.ts';
 
 /** Content types accepted by default at the upload edge (the contract's list). */

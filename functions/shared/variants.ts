@@ -1,5 +1,5 @@
 import type { AvifOptions, JpegOptions, WebpOptions } from 'sharp';
-import { z } from 'zod';
+import * as z from 'zod';
 
 const VariantSpecObject = z.object({
   /** Used in the variant's object key and in the API's `variants[].name`. */

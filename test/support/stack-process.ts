@@ -16,6 +16,10 @@ export interface StackProcess {
   url: string;
   /** The local S3 server (credentials S3RVER / S3RVER). */
   s3Endpoint: string;
+  /** The local DynamoDB server the handlers use (same credentials). */
+  dynamodbEndpoint: string;
+  /** The records table on it. */
+  tableName: string;
   /** Whether the local S3 server holds this object. */
   objectExists(bucket: string, key: string): Promise<boolean>;
   dataDir: string;
@@ -48,6 +52,8 @@ export async function startStackProcess(
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let s3Endpoint = '';
   let webhookSecret = '';
+  let dynamodbEndpoint = '';
+  let tableName = '';
   const url = await new Promise<string>((resolve, reject) => {
     let stdout = '';
     const timer = setTimeout(
@@ -58,6 +64,8 @@ export async function startStackProcess(
       stdout += chunk.toString();
       webhookSecret ||= /webhooks: signed with (whsec_\S+)/.exec(stdout)?.[1] ?? '';
       s3Endpoint ||= /s3 endpoint (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout)?.[1] ?? '';
+      const records = /dynamodb endpoint (http:\/\/127\.0\.0\.1:\d+) \(table ([^)\s]+)\)/.exec(stdout);
+      if (records) [, dynamodbEndpoint = '', tableName = ''] = records;
       const found = /ready\b.*?(http:\/\/127\.0\.0\.1:\d+)/.exec(stdout);
       if (found?.[1]) {
         clearTimeout(timer);
@@ -73,6 +81,8 @@ export async function startStackProcess(
   return {
     url,
     s3Endpoint,
+    dynamodbEndpoint,
+    tableName,
     async objectExists(bucket, key) {
       try {
         await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
