@@ -32,11 +32,12 @@ class RacingTable extends RecordsTable {
   interleave(other: () => Promise<unknown>) {
     this.#between = other;
   }
-  override async transact(items: TransactItem[]): Promise<boolean> {
+  // Every transaction of the moves goes through transactOrRefusal (transact included).
+  override async transactOrRefusal(items: TransactItem[]) {
     const other = this.#between;
     this.#between = undefined;
     if (other) await other();
-    return super.transact(items);
+    return super.transactOrRefusal(items);
   }
   override backoff(): Promise<void> {
     return Promise.resolve();
