@@ -1,6 +1,7 @@
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { getSignedUrl } from '@aws-sdk/cloudfront-signer';
+import { encodeKeyPath } from './object-keys.ts';
 import type { UrlSigner } from './ports.ts';
 
 const HOUR_MS = 3_600_000;
@@ -61,8 +62,8 @@ export class CloudFrontUrlSigner implements Pick<UrlSigner, 'presignGet'> {
     // A key outside a folder gets a policy of its own.
     const resource =
       slash === -1
-        ? `${this.#options.distributionUrl}/${encodeKey(key)}`
-        : `${this.#options.distributionUrl}/${encodeKey(key.slice(0, slash))}/*`;
+        ? `${this.#options.distributionUrl}/${encodeKeyPath(key)}`
+        : `${this.#options.distributionUrl}/${encodeKeyPath(key.slice(0, slash))}/*`;
     const cacheKey = `${resource}\n${expiresEpoch}`;
     let query = this.#policies.get(cacheKey);
     if (query === undefined) {
@@ -71,7 +72,7 @@ export class CloudFrontUrlSigner implements Pick<UrlSigner, 'presignGet'> {
         this.#policies.delete(this.#policies.keys().next().value as string);
       this.#policies.set(cacheKey, query);
     }
-    return `${this.#options.distributionUrl}/${encodeKey(key)}${query}`;
+    return `${this.#options.distributionUrl}/${encodeKeyPath(key)}${query}`;
   }
 
   /** The `?Policy=...&Signature=...&Key-Pair-Id=...` part for a resource until an epoch second. */
@@ -113,15 +114,3 @@ export function privateKeyFromSecret(client: SecretsManagerClient, secretId: str
     return SecretString;
   };
 }
-
-/** The URL path of a key: each segment URI-encoded, `/` kept (as S3 and CloudFront expect). */
-const encodeKey = (key: string) =>
-  key
-    .split('/')
-    .map((segment) =>
-      encodeURIComponent(segment).replace(
-        /[!'()*]/g,
-        (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
-      ),
-    )
-    .join('/');

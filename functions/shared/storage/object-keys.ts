@@ -50,3 +50,15 @@ export const variantKey = (folder: string, spec: Pick<VariantSpec, 'name' | 'for
 
 /** The kept original's key in the variants bucket: the bytes the variants were made from. */
 export const originalKey = (folder: string) => `${folder}original`;
+
+/** The URL path of a key: each segment URI-encoded, `/` kept (as S3 and CloudFront expect). */
+export const encodeKeyPath = (key: string) =>
+  key
+    .split('/')
+    .map((segment) =>
+      encodeURIComponent(segment).replace(
+        /[!'()*]/g,
+        (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+      ),
+    )
+    .join('/');

@@ -4,7 +4,7 @@ import { S3RequestPresigner } from '@aws-sdk/s3-request-presigner';
 import { getEndpointFromInstructions } from '@smithy/core/endpoints';
 import { HttpRequest } from '@smithy/core/protocols';
 import type { PresignedUpload } from '../../../contract/index.ts';
-import { INCOMING_TAG } from './object-keys.ts';
+import { encodeKeyPath, INCOMING_TAG } from './object-keys.ts';
 import type { PresignPutRequest, UrlSigner } from './ports.ts';
 
 const INCOMING_TAGGING = `${INCOMING_TAG.key}=${INCOMING_TAG.value}`;
@@ -228,21 +228,9 @@ async function buildTemplate(
 function forKey(template: Template, key: string): HttpRequest {
   const request = HttpRequest.clone(template.request);
   if (!request.path.endsWith(TEMPLATE_KEY)) throw new Error(`Unexpected template path ${request.path}`);
-  request.path = request.path.slice(0, -TEMPLATE_KEY.length) + encodeKey(key);
+  request.path = request.path.slice(0, -TEMPLATE_KEY.length) + encodeKeyPath(key);
   return request;
 }
-
-/** S3's path encoding of a key: each segment URI-encoded, `/` kept. */
-const encodeKey = (key: string) =>
-  key
-    .split('/')
-    .map((segment) =>
-      encodeURIComponent(segment).replace(
-        /[!'()*]/g,
-        (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
-      ),
-    )
-    .join('/');
 
 const signing = (template: Template) => ({
   ...(template.signingRegion ? { signingRegion: template.signingRegion } : {}),
