@@ -9,7 +9,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoImageRecords } from '../../functions/shared/records/image-records.ts';
 import { RecordsTable } from '../../functions/shared/records/table.ts';
 import type { ImageItem } from '../../functions/shared/records/types.ts';
-import { variantKey } from '../../functions/shared/storage/object-keys.ts';
 import type { VariantFormat } from '../../functions/shared/variants.ts';
 import { eventLogPath } from '../../local/glue/events.ts';
 import { readLocalSettings } from '../../local/settings.ts';
@@ -244,12 +243,12 @@ describe('faults and duplicates on the local stack', () => {
     await image.upload();
     await image.api.waitForBatch(image.batchId, 60_000);
     // The baseline: the image as it stands once ready and once the pipeline's own work on it is over
-    // (with a 1 s visibility timeout a slow first delivery may be redelivered, and the original is
-    // tagged after the image is ready), before any duplicate arrives.
+    // (with a 1 s visibility timeout a slow first delivery may be redelivered, and the inbox upload
+    // is removed after the image is ready), before any duplicate arrives.
     const state = async () => ({
       record: await image.record(),
+      // The variants and the original kept beside them.
       variants: await storedVariants(image.imageId),
-      original: (await s3.send(new HeadObjectCommand({ Bucket: UPLOADS, Key: image.key }))).LastModified,
     });
     let settled = await state();
     for (let i = 0; i < 20; i++) {
@@ -263,11 +262,11 @@ describe('faults and duplicates on the local stack', () => {
     const record = await image.record();
     const variants = await storedVariants(image.imageId);
     expect(variants.map((v) => v.key)).toEqual(
-      before.body.variants
-        .map((v: { name: string; format: VariantFormat }) => variantKey(image.imageId, v))
-        .sort(),
+      [...(record.variants ?? []).map((v) => v.key), record.originalKey as string].sort(),
     );
-    const original = await s3.send(new HeadObjectCommand({ Bucket: UPLOADS, Key: image.key }));
+    expect(
+      before.body.variants.map((v: { name: string; format: VariantFormat }) => `${v.name}.${v.format}`),
+    ).toEqual((record.variants ?? []).map((v) => `${v.name}.${v.format}`));
 
     // Three copies in one invocation, and three invocations at once.
     expect((await deliver(image.key, 3)).batchItemFailures).toEqual([]);
@@ -282,10 +281,11 @@ describe('faults and duplicates on the local stack', () => {
     expect(again.attempts).toBe(record.attempts);
     expect(again.updatedAt).toBe(record.updatedAt);
     expect(again.variants).toEqual(record.variants);
+    // Variant and kept-original bytes, ETags and Last-Modified: unchanged.
     expect(await storedVariants(image.imageId)).toEqual(variants);
-    const originalAfter = await s3.send(new HeadObjectCommand({ Bucket: UPLOADS, Key: image.key }));
-    expect(originalAfter.ETag).toBe(original.ETag);
-    expect(originalAfter.LastModified).toEqual(original.LastModified);
+    // And the inbox stays empty: nothing of the duplicates is kept.
+    const inbox = await s3.send(new ListObjectsV2Command({ Bucket: UPLOADS, Prefix: image.key }));
+    expect(inbox.KeyCount ?? 0).toBe(0);
   });
 
   it('gives one outcome when duplicates race the first delivery', async () => {
@@ -296,9 +296,10 @@ describe('faults and duplicates on the local stack', () => {
     expect(duplicates.flatMap((r) => r.batchItemFailures)).toEqual([]);
     const done = await image.api.waitForBatch(image.batchId, 60_000);
     expect(done.items[0].status).toBe('ready');
-    // One ready record with one set of variants under deterministic keys, told of once.
+    // One ready record with one set of variants (and its original) in one folder, told of once.
     const stored = await storedVariants(image.imageId);
-    expect(stored.map((v) => v.key)).toHaveLength(done.items[0].variants.length);
+    expect(stored.map((v) => v.key)).toHaveLength(done.items[0].variants.length + 1);
+    expect(new Set(stored.map((v) => v.key.split('/').slice(0, 2).join('/'))).size).toBe(1);
     const readyEvents = async () =>
       (await readFile(eventLogPath(dataDir), 'utf8').catch(() => ''))
         .split('\n')
