@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import sharp from 'sharp';
 import { DynamoImageRecords } from '../../functions/shared/records/image-records.ts';
@@ -96,7 +96,12 @@ export async function startClientStack(env: Record<string, string> = {}): Promis
         await objects.send(new HeadObjectCommand({ Bucket: UPLOAD_BUCKET, Key: key }));
         return true;
       } catch {
-        return false;
+        // Once processed, the bytes leave the upload inbox and are kept beside their variants.
+        const imageId = key.split('/').at(-1) as string;
+        const kept = await objects.send(
+          new ListObjectsV2Command({ Bucket: 'photo-intake-variants', Prefix: `${imageId}/` }),
+        );
+        return (kept.KeyCount ?? 0) > 0;
       }
     },
     async stop() {
