@@ -21,6 +21,7 @@ import { type DeclaredFile, realisticFiles, sha256Hex, uniqueJpeg } from './supp
 import { type FloorSample, postFloor } from './support/post-floor.ts';
 import { monotonicUs, type ProfileWindow, summarizeProfiles } from './support/profile.ts';
 import {
+  closePart,
   type Log,
   loadAverage,
   type PartResult,
@@ -353,10 +354,7 @@ export default async function runApiBench(log: Log, args: readonly string[] = []
     for (const line of summary.lines) log(line);
     details.profile = summary.data;
   }
-  const loadAtEnd = loadAverage();
-  details.loadAverage = { start: loadAtStart, end: loadAtEnd };
-  log(`load average at end: ${loadAtEnd.join(' ')} (at start ${loadAtStart.join(' ')})`);
-  log(`reproduce: ${command}`);
+  closePart(log, details, loadAtStart, command);
   return { lines, details };
 }
 

@@ -33,6 +33,7 @@ import {
 } from '../test/support/lambda-assets.ts';
 import { removeDir } from '../test/support/stack-process.ts';
 import {
+  closePart,
   type Log,
   loadAverage,
   type PartResult,
@@ -262,10 +263,7 @@ export default async function runColdStartBench(log: Log, args: readonly string[
     await emulators.stop();
     await removeDir(scratch);
   }
-  const loadAtEnd = loadAverage();
-  details.loadAverage = { start: loadAtStart, end: loadAtEnd };
-  log(`load average at end: ${loadAtEnd.join(' ')} (at start ${loadAtStart.join(' ')})`);
-  log(`reproduce: ${command}`);
+  closePart(log, details, loadAtStart, command);
   return { lines, details };
 }
 

@@ -42,6 +42,7 @@ import {
 } from './support/inspector.ts';
 import { monotonicUs, type ProfileWindow, summarizeProfiles } from './support/profile.ts';
 import {
+  closePart,
   type Log,
   loadAverage,
   type PartResult,
@@ -746,10 +747,7 @@ export default async function runLoadBench(log: Log, args: readonly string[] = [
     unit: 'MiB',
     value: details.peakRssMiB as number,
   });
-  const loadAtEnd = loadAverage();
-  details.loadAverage = { start: loadAtStart, end: loadAtEnd };
-  log(`load average at end: ${loadAtEnd.join(' ')} (at start ${loadAtStart.join(' ')})`);
-  log(`reproduce: ${command}`);
+  closePart(log, details, loadAtStart, command);
   return { lines, details };
 }
 

@@ -27,6 +27,22 @@ export type Log = (line: string) => void;
 export const loadAverage = (): number[] => os.loadavg().map((load) => Math.round(load * 100) / 100);
 
 /**
+ * A part's closing lines: the machine's load at its end beside its start (recorded in `details`)
+ * and the command that reproduces it.
+ */
+export function closePart(
+  log: Log,
+  details: Record<string, unknown>,
+  loadAtStart: number[],
+  command: string,
+) {
+  const loadAtEnd = loadAverage();
+  details.loadAverage = { start: loadAtStart, end: loadAtEnd };
+  log(`load average at end: ${loadAtEnd.join(' ')} (at start ${loadAtStart.join(' ')})`);
+  log(`reproduce: ${command}`);
+}
+
+/**
  * The command that runs one part again with the options it ran with: `options` maps each flag to
  * its value (`true` for a flag without one; `false` and `undefined` leave it out).
  */
