@@ -57,6 +57,7 @@ import {
   cpuMsOf,
   cpuProfileDir,
   cpuShares,
+  diffCpu,
   dirUsage,
   machineCpu,
   processCpuMs,
@@ -64,6 +65,7 @@ import {
   rssKinds,
   sampleRss,
   startBenchStack,
+  threadCpuMs,
   treeRssMiB,
 } from './support/stack.ts';
 import { distribution, fixed, mib, pool, sleep } from './support/stats.ts';
@@ -188,31 +190,9 @@ async function sharpFloor(log: Log, files: readonly BurstFile[], concurrency: nu
   }
 }
 
-/** CPU time (user + system) per thread name of a process, in ms (Linux): the main JS thread, the
- * libuv pool (sharp's work, fs, crypto), V8's helpers (GC, compilation), libvips' own threads. */
-async function threadCpuMs(pid: number): Promise<Record<string, number>> {
-  const byName: Record<string, number> = {};
-  for (const tid of await readdir(`/proc/${pid}/task`).catch(() => [])) {
-    const text = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => '');
-    const name = text.slice(text.indexOf('(') + 1, text.lastIndexOf(')'));
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    const ms = (Number(fields[11]) + Number(fields[12])) * 10;
-    if (name && Number.isFinite(ms)) byName[name] = (byName[name] ?? 0) + ms;
-  }
-  return byName;
-}
-
 const memoryText = (m: MemoryReading) =>
   `RSS ${fixed(m.rssMiB)} MiB, JS heap used ${fixed(m.heapUsedMiB)} of ${fixed(m.heapTotalMiB)} MiB, ` +
   `external ${fixed(m.externalMiB)} MiB (array buffers ${fixed(m.arrayBuffersMiB)} MiB)`;
-
-const diffCpu = (after: Record<string, number>, before: Record<string, number>) =>
-  Object.fromEntries(
-    Object.entries(after)
-      .map(([name, ms]) => [name, ms - (before[name] ?? 0)] as const)
-      .filter(([, ms]) => ms > 0)
-      .sort((a, b) => b[1] - a[1]),
-  );
 
 interface Upload {
   batchId: string;

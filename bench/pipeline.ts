@@ -4,7 +4,10 @@
  * stack within 1.15x of the floor. Where the time goes comes from the events the stack records
  * (`landedAt`, `startedAt`, `time` of every image) and the client's own clock.
  *
- *   npm run bench -- pipeline [--rounds 3]
+ *   npm run bench -- pipeline [--rounds 3] [--poll-ms 25] [--cpu-prof]
+ *
+ * `--cpu-prof` runs the stack with `node --cpu-prof` and prints where its CPU time went in the
+ * counted rounds.
  */
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -12,8 +15,9 @@ import { eventLogPath } from '../local/glue/events.ts';
 import { apiClient, type LocalFile, loadFile, putUpload } from '../test/support/api-client.ts';
 import { corpusDir } from '../test/support/corpus.ts';
 import { plainSharpVariants } from './optimizer.ts';
+import { monotonicUs, type ProfileWindow, summarizeProfiles } from './support/profile.ts';
 import { type Log, loadAverage, type PartResult, progress, reproduceCommand } from './support/report.ts';
-import { startBenchStack } from './support/stack.ts';
+import { cpuProfileDir, diffCpu, startBenchStack, threadCpuMs } from './support/stack.ts';
 import { distribution } from './support/stats.ts';
 
 /** The local stack's optimizer invocations at once; the floor runs as many photos at once. */
@@ -32,8 +36,9 @@ async function photos(): Promise<LocalFile[]> {
 }
 
 /** Every photo's variants with plain sharp, `CONCURRENCY` photos at a time; wall ms. */
-async function floor(files: readonly LocalFile[]): Promise<number> {
+async function floor(files: readonly LocalFile[]): Promise<{ wallMs: number; cpuMs: number }> {
   const started = performance.now();
+  const cpu = process.cpuUsage();
   let next = 0;
   await Promise.all(
     Array.from({ length: CONCURRENCY }, async () => {
@@ -43,12 +48,20 @@ async function floor(files: readonly LocalFile[]): Promise<number> {
       }
     }),
   );
-  return performance.now() - started;
+  const used = process.cpuUsage(cpu);
+  return { wallMs: performance.now() - started, cpuMs: (used.user + used.system) / 1000 };
 }
 
 export default async function runPipelineBench(log: Log, args: readonly string[] = []): Promise<PartResult> {
   const rounds = option(args, '--rounds', 3);
-  const command = reproduceCommand('pipeline', { '--rounds': rounds });
+  /** How often the client asks for the batch while it waits (a 304 costs one read). */
+  const pollMs = option(args, '--poll-ms', 25);
+  const profileDir = cpuProfileDir(args, 'pipeline');
+  const command = reproduceCommand('pipeline', {
+    '--rounds': rounds,
+    '--poll-ms': pollMs,
+    '--cpu-prof': Boolean(profileDir),
+  });
   const loadAtStart = loadAverage();
   log(`reproduce: ${command}`);
   log(`load average at start: ${loadAtStart.join(' ')}`);
@@ -58,17 +71,31 @@ export default async function runPipelineBench(log: Log, args: readonly string[]
 
   await floor(files); // warm-up: sharp's first calls load codecs
   const floors: number[] = [];
-  for (let r = 0; r < rounds; r++) floors.push(await floor(files));
-  log(`  plain sharp: ${floors.map((ms) => ms.toFixed(0)).join(', ')} ms`);
+  const floorCpu: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const { wallMs, cpuMs } = await floor(files);
+    floors.push(wallMs);
+    floorCpu.push(cpuMs);
+  }
+  log(
+    `  plain sharp: ${floors.map((ms) => ms.toFixed(0)).join(', ')} ms (CPU ${floorCpu.map((ms) => ms.toFixed(0)).join(', ')} ms)`,
+  );
 
-  const bench = await startBenchStack({ env: { OPTIMIZER_CONCURRENCY: String(CONCURRENCY) } });
+  const bench = await startBenchStack({
+    env: { OPTIMIZER_CONCURRENCY: String(CONCURRENCY) },
+    ...(profileDir ? { cpuProfileDir: profileDir } : {}),
+  });
+  const windows: ProfileWindow[] = [];
+  /** The stack's CPU per counted round: its main JS thread, and all its threads together. */
+  const mainThreadCpu: number[] = [];
+  const stackCpu: number[] = [];
   const stackTimes: number[] = [];
   const stages: Record<string, number[]> = {
     'last PUT -> last landed (notification)': [],
     'queue wait (landed -> started), mean': [],
     'processing (started -> final), sum / concurrency': [],
     'idle workers (last final - first start - processing)': [],
-    'last final -> client sees complete (relay + poll)': [],
+    'last final -> client sees complete (poll)': [],
   };
   try {
     const report = progress(log, 'stack rounds', rounds + 1, 0);
@@ -78,6 +105,8 @@ export default async function runPipelineBench(log: Log, args: readonly string[]
       const batch = await api.createBatch(files.map(({ sha256: _, ...file }) => file));
       await Promise.all(batch.items.map((item, i) => putUpload(item, (files[i] as LocalFile).bytes)));
       const lastUpload = performance.now();
+      const windowStart = monotonicUs();
+      const threadsBefore = await threadCpuMs(bench.stack.child.pid ?? 0);
       let etag = '';
       for (;;) {
         const page = await api.request('GET', `/v1/batches/${batch.batchId}?limit=1`, {
@@ -91,20 +120,40 @@ export default async function runPipelineBench(log: Log, args: readonly string[]
             break;
           }
         }
-        await new Promise((resolve) => setTimeout(resolve, 25));
+        await new Promise((resolve) => setTimeout(resolve, pollMs));
       }
       const done = performance.now();
+      const threads = diffCpu(await threadCpuMs(bench.stack.child.pid ?? 0), threadsBefore);
       if (r > 0) {
+        windows.push({
+          name: `round ${r}, last upload to complete`,
+          startUs: windowStart,
+          endUs: monotonicUs(),
+        });
         stackTimes.push(done - lastUpload);
-        await breakdown(bench.dataDir, batch.batchId, { lastUpload, done, concurrency: CONCURRENCY }, stages);
+        mainThreadCpu.push(threads.MainThread ?? 0);
+        stackCpu.push(Object.values(threads).reduce((a, b) => a + b, 0));
+        await breakdown(
+          bench.dataDir,
+          batch.batchId,
+          { lastUpload, done, concurrency: CONCURRENCY, images: files.length },
+          stages,
+        );
       }
       report(r + 1);
     }
   } finally {
     await bench.close();
   }
+  if (profileDir) {
+    log(`CPU profile of the stack process (${profileDir}):`);
+    for (const line of (await summarizeProfiles(profileDir, windows)).lines) log(line);
+  }
   log(`  local stack, last upload to complete: ${stackTimes.map((ms) => ms.toFixed(0)).join(', ')} ms`);
 
+  log(
+    `  stack CPU per round: ${stackCpu.join(', ')} ms, of which its main thread ${mainThreadCpu.join(', ')} ms`,
+  );
   for (const [stage, values] of Object.entries(stages)) {
     log(`  ${stage}: ${values.map((ms) => ms.toFixed(0)).join(', ')} ms`);
   }
@@ -125,6 +174,9 @@ export default async function runPipelineBench(log: Log, args: readonly string[]
         target: '<= 1.15',
         pass: ratio <= 1.15,
       },
+      { name: 'plain sharp CPU, all photos', unit: 'ms', dist: distribution(floorCpu) },
+      { name: 'local stack CPU per round', unit: 'ms', dist: distribution(stackCpu) },
+      { name: '  of which its main JS thread', unit: 'ms', dist: distribution(mainThreadCpu) },
       ...Object.entries(stages).map(([stage, values]) => ({
         name: `  ${stage}`,
         unit: 'ms',
@@ -138,7 +190,10 @@ export default async function runPipelineBench(log: Log, args: readonly string[]
       megapixels,
       concurrency: CONCURRENCY,
       floors,
+      floorCpu,
       stackTimes,
+      stackCpu,
+      mainThreadCpu,
     },
   };
 }
@@ -151,20 +206,26 @@ export default async function runPipelineBench(log: Log, args: readonly string[]
 async function breakdown(
   dataDir: string,
   batchId: string,
-  round: { lastUpload: number; done: number; concurrency: number },
+  round: { lastUpload: number; done: number; concurrency: number; images: number },
   stages: Record<string, number[]>,
 ): Promise<void> {
   // performance.now() is relative to this process; turn the client's marks into wall-clock time.
   const toWall = (mark: number) => performance.timeOrigin + mark;
   let events: { batchId: string; type: string; landedAt?: string; startedAt?: string; time: string }[] = [];
-  for (let i = 0; i < 40; i++) {
+  for (let i = 0; i < 100; i++) {
     events = (await readFile(eventLogPath(dataDir), 'utf8'))
       .split('\n')
       .filter(Boolean)
       .map((line) => JSON.parse(line))
       .filter((event) => event.batchId === batchId && event.type.startsWith('image.'));
-    if (events.every((event) => event.landedAt && event.startedAt) && events.length > 0) break;
+    // Wait for every image's event: the relay hands them on a moment after they are recorded.
+    if (events.length === round.images && events.every((event) => event.landedAt && event.startedAt)) break;
     await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  if (events.length !== round.images) {
+    throw new Error(
+      `the stack recorded ${events.length} of ${round.images} image events for batch ${batchId}`,
+    );
   }
   const ms = (iso: string | undefined) => Date.parse(iso ?? '');
   const landed = events.map((e) => ms(e.landedAt));
@@ -183,5 +244,5 @@ async function breakdown(
     'idle workers (last final - first start - processing)',
     Math.max(...finished) - Math.min(...started) - processingSum / round.concurrency,
   );
-  push('last final -> client sees complete (relay + poll)', toWall(round.done) - Math.max(...finished));
+  push('last final -> client sees complete (poll)', toWall(round.done) - Math.max(...finished));
 }

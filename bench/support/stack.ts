@@ -242,3 +242,26 @@ export async function processCpuMs(pid: number): Promise<number> {
   const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
   return Number.isFinite(ticks) ? ticks * 10 : Number.NaN; // USER_HZ is 100 on Linux
 }
+
+/** CPU time (user + system) per thread name of a process, in ms (Linux): the main JS thread, the
+ * libuv pool (sharp's work, fs, crypto), V8's helpers (GC, compilation), libvips' own threads. */
+export async function threadCpuMs(pid: number): Promise<Record<string, number>> {
+  const byName: Record<string, number> = {};
+  for (const tid of await readdir(`/proc/${pid}/task`).catch(() => [])) {
+    const text = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => '');
+    const name = text.slice(text.indexOf('(') + 1, text.lastIndexOf(')'));
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    const ms = (Number(fields[11]) + Number(fields[12])) * 10;
+    if (name && Number.isFinite(ms)) byName[name] = (byName[name] ?? 0) + ms;
+  }
+  return byName;
+}
+
+/** What each thread spent between two readings of `threadCpuMs`, largest first. */
+export const diffCpu = (after: Record<string, number>, before: Record<string, number>) =>
+  Object.fromEntries(
+    Object.entries(after)
+      .map(([name, ms]) => [name, ms - (before[name] ?? 0)] as const)
+      .filter(([, ms]) => ms > 0)
+      .sort((a, b) => b[1] - a[1]),
+  );

@@ -75,9 +75,10 @@ export async function processUpload(deps: ProcessingDeps, object: CreatedObject)
     if (made.outcome.status === 'ready') {
       // The bytes are kept with their variants; the inbox (and whatever a later PUT put there) is
       // emptied, with any files an earlier, interrupted attempt left in the image's folder.
+      // Only an earlier attempt (`attempts` counts them) can have left files there.
       await Promise.all([
         deps.objects.delete(object.bucket, [object.key]),
-        removeOthers(deps, started.item.imageId, made.written),
+        (started.item.attempts ?? 0) > 1 ? removeOthers(deps, started.item.imageId, made.written) : undefined,
       ]);
       if (started.item.sha256) {
         // The first ready image with this checksum lends its files to later uploads of the same bytes.
@@ -128,6 +129,29 @@ async function removeOthers(deps: ProcessingDeps, imageId: string, keep: readonl
     if (!kept.has(key)) stray.push(key);
   }
   if (stray.length > 0) await deps.objects.delete(deps.variantsBucket, stray);
+}
+
+/**
+ * Keeps the bytes that were read beside their variants: copied inside the store when the upload
+ * still holds them (its ETag unchanged), so they are not sent back up; written from memory when a
+ * later PUT replaced them meanwhile.
+ */
+async function keepOriginal(
+  deps: ProcessingDeps,
+  object: CreatedObject,
+  stored: StoredObject,
+  key: string,
+  contentType: string,
+): Promise<void> {
+  const copied =
+    stored.etag !== undefined &&
+    (await deps.objects.copyIfUnchanged(
+      { bucket: object.bucket, key: object.key, etag: stored.etag },
+      { bucket: deps.variantsBucket, key },
+      contentType,
+      KEPT_ORIGINAL_TAG,
+    ));
+  if (!copied) await deps.objects.put(deps.variantsBucket, key, stored.body, contentType, KEPT_ORIGINAL_TAG);
 }
 
 const failed = (code: FailureInfo['code'], message: string) => ({
@@ -181,13 +205,7 @@ async function makeVariants(
         return { name, format, width, height, size, key };
       }),
     ),
-    deps.objects.put(
-      deps.variantsBucket,
-      original,
-      stored.body,
-      stored.contentType ?? image.type,
-      KEPT_ORIGINAL_TAG,
-    ),
+    keepOriginal(deps, object, stored, original, stored.contentType ?? image.type),
   ]);
   const { width, height, format, placeholder } = processed;
   return {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import path from 'node:path';
 
 /**
@@ -101,12 +101,7 @@ async function transact(
       return;
     }
     const targets = await Promise.all(items.map((item) => keyOf(call, item)));
-    const entries: JournalEntry[] = await Promise.all(
-      targets.map(async ({ TableName, Key }) => {
-        const { body } = await call('GetItem', { TableName, Key, ConsistentRead: true });
-        return body.Item ? { TableName, Key, old: body.Item as AttributeMap } : { TableName, Key };
-      }),
-    );
+    const entries = await oldImages(call, targets);
     if (journal) await writeFile(journal, JSON.stringify(entries));
     const reasons = items.map(() => ({ Code: 'None' }) as { Code: string; Message?: string });
     let failure: { status: number; body: Record<string, unknown> } | undefined;
@@ -146,6 +141,35 @@ async function transact(
   }
 }
 
+/** Every target item as it is now, read in one BatchGetItem per table (items the response leaves
+ * unprocessed are asked for again). */
+async function oldImages(call: Call, targets: readonly { TableName: string; Key: AttributeMap }[]) {
+  const found = new Map<string, AttributeMap>();
+  const id = (table: string, key: AttributeMap) =>
+    `${table} ${JSON.stringify(Object.entries(key).sort(([a], [b]) => a.localeCompare(b)))}`;
+  let wanted: Record<string, { Keys: AttributeMap[]; ConsistentRead: true }> = {};
+  for (const { TableName, Key } of targets) {
+    wanted[TableName] ??= { Keys: [], ConsistentRead: true };
+    const keys = wanted[TableName].Keys;
+    if (!keys.some((k) => id(TableName, k) === id(TableName, Key))) keys.push(Key);
+  }
+  const keyNames = new Map(targets.map(({ TableName, Key }) => [TableName, Object.keys(Key)]));
+  while (Object.keys(wanted).length > 0) {
+    const { status, body } = await call('BatchGetItem', { RequestItems: wanted });
+    if (status !== 200) throw new Error(`BatchGetItem failed: ${JSON.stringify(body)}`);
+    for (const [table, items] of Object.entries((body.Responses ?? {}) as Record<string, AttributeMap[]>)) {
+      const names = keyNames.get(table) ?? [];
+      for (const item of items)
+        found.set(id(table, Object.fromEntries(names.map((n) => [n, item[n]]))), item);
+    }
+    wanted = (body.UnprocessedKeys ?? {}) as typeof wanted;
+  }
+  return targets.map(({ TableName, Key }): JournalEntry => {
+    const old = found.get(id(TableName, Key));
+    return old ? { TableName, Key, old } : { TableName, Key };
+  });
+}
+
 /** Puts back the images a journal holds (deleting items that did not exist). */
 async function restore(call: Call, entries: readonly JournalEntry[]): Promise<void> {
   for (const { TableName, Key, old } of [...entries].reverse()) {
@@ -173,20 +197,49 @@ async function keyOf(call: Call, item: TransactItem): Promise<{ TableName: strin
   return { TableName: item.Put.TableName, Key };
 }
 
-async function callDynalite(endpoint: string, bypass: string, target: string, body: unknown) {
-  const response = await fetch(endpoint, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/x-amz-json-1.0',
-      'x-amz-target': `DynamoDB_20120810.${target}`,
-      'x-amz-date': '20260101T000000Z',
-      authorization:
-        'AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=local',
-      'x-local-transaction': bypass,
-    },
-    body: JSON.stringify(body),
+/** Connections to dynalite itself, kept open between calls. */
+const agent = new http.Agent({ keepAlive: true });
+
+function callDynalite(
+  endpoint: string,
+  bypass: string,
+  target: string,
+  body: unknown,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const payload = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const request = http.request(
+      endpoint,
+      {
+        method: 'POST',
+        agent,
+        headers: {
+          'content-type': 'application/x-amz-json-1.0',
+          'content-length': Buffer.byteLength(payload),
+          'x-amz-target': `DynamoDB_20120810.${target}`,
+          'x-amz-date': '20260101T000000Z',
+          authorization:
+            'AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=local',
+          'x-local-transaction': bypass,
+        },
+      },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('error', reject);
+        response.on('end', () => {
+          try {
+            const text = Buffer.concat(chunks).toString('utf8');
+            resolve({ status: response.statusCode ?? 0, body: text ? JSON.parse(text) : {} });
+          } catch (error) {
+            reject(error);
+          }
+        });
+      },
+    );
+    request.on('error', reject);
+    request.end(payload);
   });
-  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
 /** Many readers or one writer; a waiting writer goes before readers that arrive after it. */

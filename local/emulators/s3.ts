@@ -201,7 +201,22 @@ export async function startS3Server(options: S3ServerOptions): Promise<S3Server>
   };
   const copyObject = store.copyObject.bind(store);
   store.copyObject = async (...args) => {
+    // s3rver ignores `x-amz-copy-source-if-match`; S3 refuses the copy when the source's ETag differs.
+    // Checked before and after the copy, so a PUT that replaced the source meanwhile is caught too.
+    const ifMatch = single(requests.getStore()?.headers['x-amz-copy-source-if-match']);
+    const [srcBucket, srcKey, destBucket, destKey] = args;
+    const sourceMatches = async () =>
+      ifMatch === undefined ||
+      (await store.getMetadata(srcBucket, srcKey).then(
+        (source) => etagMatches(ifMatch, source.etag),
+        () => false,
+      ));
+    if (!(await sourceMatches())) throw preconditionFailed();
     const metadata = await copyObject(...args);
+    if (!(await sourceMatches())) {
+      await store.deleteObject(destBucket, destKey);
+      throw preconditionFailed();
+    }
     const scope = requests.getStore();
     if (scope) {
       scope.written = { size: Number(metadata['content-length']), md5: JSON.parse(metadata.etag ?? '""') };
@@ -308,7 +323,9 @@ function answerCors(ctx: S3rverContext, allowed: readonly string[]): boolean {
 /**
  * Refuses, with S3's 4xx, request parameters that s3rver would otherwise turn into file paths or
  * fail on with a 500: an upload id is 32 hex digits, a part number 1-10000, and a copy source
- * must decode.
+ * must decode. (S3 decodes a copy source whole; s3rver applies `decodeURI`, which leaves `%2B`,
+ * `%2F` and the like encoded, so locally a copy source must not hold those characters. The
+ * pipeline copies only upload keys, which are made of ids.)
  */
 function checkRequestForm(ctx: S3rverContext): void {
   const uploadId = ctx.query.uploadId;
@@ -330,7 +347,7 @@ function checkRequestForm(ctx: S3rverContext): void {
   const copySource = ctx.headers['x-amz-copy-source'];
   if (copySource !== undefined) {
     try {
-      decodeURI(single(copySource) ?? '');
+      decodeURIComponent(single(copySource) ?? '');
     } catch {
       throw new S3Error('InvalidArgument', 'Invalid copy source encoding.', {
         ArgumentName: 'x-amz-copy-source',
@@ -386,6 +403,19 @@ function declaredDigests(scope: RequestScope | undefined): {
     ...(md5 !== undefined && { md5 }),
     ...(payload !== undefined && SHA256_HEX.test(payload) && { contentSha256: payload }),
   };
+}
+
+const preconditionFailed = () =>
+  new S3Error('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold', {
+    Condition: 'x-amz-copy-source-If-Match',
+  });
+
+/** Whether an If-Match value (`*`, or ETags, quoted or not) names this ETag. */
+function etagMatches(ifMatch: string, etag: string | undefined): boolean {
+  const bare = (tag: string) => tag.trim().replace(/^"|"$/g, '');
+  return (
+    ifMatch.trim() === '*' || ifMatch.split(',').some((tag) => etag !== undefined && bare(tag) === bare(etag))
+  );
 }
 
 function single(value: string | string[] | undefined): string | undefined {

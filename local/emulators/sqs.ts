@@ -1,4 +1,5 @@
 import { Server } from 'node:net';
+import { DatabaseSync } from 'node:sqlite';
 import {
   GetQueueAttributesCommand,
   GetQueueUrlCommand,
@@ -57,11 +58,13 @@ export interface SqsServer {
 /** Starts an SQS-compatible server (fauxqs) on 127.0.0.1 with a work queue that redrives to a DLQ. */
 export async function startSqsServer(options: SqsServerOptions): Promise<SqsServer> {
   const server = await onLoopback(() =>
-    startFauxqs({
-      port: options.port ?? 0,
-      logger: false,
-      ...(options.dataDir !== undefined && { dataDir: options.dataDir }),
-    }),
+    withoutFsyncPerCommit(() =>
+      startFauxqs({
+        port: options.port ?? 0,
+        logger: false,
+        ...(options.dataDir !== undefined && { dataDir: options.dataDir }),
+      }),
+    ),
   );
   try {
     const endpoint = `http://127.0.0.1:${server.port}`;
@@ -135,6 +138,27 @@ async function configurePair(sqs: SQSClient, pair: QueuePairOptions): Promise<Qu
  * the network. While it starts, `listen` calls for 0.0.0.0 are redirected to 127.0.0.1; the result
  * is then checked, so a change in fauxqs fails here instead of silently listening everywhere.
  */
+/**
+ * fauxqs writes every message move (send, receive, delete) to SQLite synchronously, on the one
+ * thread that also runs the handlers, with SQLite's default `synchronous = FULL`: an fsync per
+ * commit, 5-30 ms each on a busy disk. In WAL mode `NORMAL` syncs only at checkpoints: every commit
+ * survives the process being killed (it is in the OS's cache), and only a power cut can lose the
+ * last ones, which is what a development stack needs. fauxqs has no option for it, so its one
+ * connection is set as it turns WAL on.
+ */
+async function withoutFsyncPerCommit<T>(start: () => Promise<T>): Promise<T> {
+  const exec = DatabaseSync.prototype.exec;
+  DatabaseSync.prototype.exec = function (this: DatabaseSync, sql: string) {
+    exec.call(this, sql);
+    if (/^\s*PRAGMA\s+journal_mode\s*=\s*WAL\s*$/i.test(sql)) exec.call(this, 'PRAGMA synchronous = NORMAL');
+  };
+  try {
+    return await start();
+  } finally {
+    DatabaseSync.prototype.exec = exec;
+  }
+}
+
 async function onLoopback(start: () => Promise<FauxqsServer>): Promise<FauxqsServer> {
   const listen = Server.prototype.listen;
   Server.prototype.listen = function (this: Server, ...args: unknown[]) {

@@ -51,6 +51,9 @@ declare module '@20minutes/s3rver' {
     ): Promise<{ size: number; md5: string }>;
     deleteSubresource(bucket: string, key: string | undefined, resourceType: string): Promise<void>;
     listObjects(bucket: string, options: { maxKeys?: number } & Record<string, unknown>): Promise<unknown>;
+    /** The object's stored metadata (`etag` quoted); rejects when there is no such object. */
+    getMetadata(bucket: string, key: string): Promise<Record<string, string>>;
+    deleteObject(bucket: string, key: string): Promise<void>;
     copyObject(
       srcBucket: string,
       srcKey: string,

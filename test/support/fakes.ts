@@ -166,6 +166,19 @@ export class MemoryObjectStore implements ObjectStore {
     if (tag) this.tags.set(this.#id(bucket, key), { [tag.key]: tag.value });
   }
 
+  async copyIfUnchanged(
+    from: { bucket: string; key: string; etag: string },
+    to: { bucket: string; key: string },
+    contentType: string,
+    tag?: { key: string; value: string },
+  ): Promise<boolean> {
+    this.#check(to.bucket, to.key);
+    const source = this.objects.get(this.#id(from.bucket, from.key));
+    if (!source || createHash('md5').update(source.body).digest('hex') !== from.etag) return false;
+    await this.put(to.bucket, to.key, source.body, contentType, tag);
+    return true;
+  }
+
   async deleteUnder(bucket: string, prefix: string): Promise<void> {
     for (const id of [...this.objects.keys()])
       if (id.startsWith(`${bucket}/${prefix}`)) this.objects.delete(id);

@@ -92,27 +92,31 @@ export class DynamoStatusMoves implements StatusMoves {
     to: 'uploaded' | 'processing',
     facts: { landedAt?: string | undefined } = {},
   ): Promise<TransitionResult> {
-    return this.#move(image, (item) => {
-      const now = this.#table.now().toISOString();
-      // When the bytes landed: S3's own time when the event says, else when the pipeline heard of it.
-      const landedAt = item.landedAt ?? facts.landedAt ?? now;
-      if (to === 'processing' && item.status === 'processing') {
-        // A retry after a crash or a transient error starts here; it changes no count.
-        return { to, set: { updatedAt: now, startedAt: now }, add: { attempts: 1 }, settledDelta: 0 };
-      }
-      if (STATUS_RANK[item.status] >= STATUS_RANK[to]) return { refuse: 'stale' };
-      return {
-        to,
-        // Out of `pending`: no longer one of the owner's open uploads.
-        ...(item.status === 'pending' ? { remove: ['openOwner'] } : {}),
-        set:
-          to === 'uploaded'
-            ? { status: to, updatedAt: now, landedAt }
-            : { status: to, updatedAt: now, landedAt, startedAt: now },
-        ...(to === 'processing' ? { add: { attempts: 1 } } : {}),
-        settledDelta: 0,
-      };
-    });
+    return this.#move(
+      image,
+      (item) => {
+        const now = this.#table.now().toISOString();
+        // When the bytes landed: S3's own time when the event says, else when the pipeline heard of it.
+        const landedAt = item.landedAt ?? facts.landedAt ?? now;
+        if (to === 'processing' && item.status === 'processing') {
+          // A retry after a crash or a transient error starts here; it changes no count.
+          return { to, set: { updatedAt: now, startedAt: now }, add: { attempts: 1 }, settledDelta: 0 };
+        }
+        if (STATUS_RANK[item.status] >= STATUS_RANK[to]) return { refuse: 'stale' };
+        return {
+          to,
+          // Out of `pending`: no longer one of the owner's open uploads.
+          ...(item.status === 'pending' ? { remove: ['openOwner'] } : {}),
+          set:
+            to === 'uploaded'
+              ? { status: to, updatedAt: now, landedAt }
+              : { status: to, updatedAt: now, landedAt, startedAt: now },
+          ...(to === 'processing' ? { add: { attempts: 1 } } : {}),
+          settledDelta: 0,
+        };
+      },
+      { imageOnly: true },
+    );
   }
 
   /**
@@ -215,6 +219,7 @@ export class DynamoStatusMoves implements StatusMoves {
           },
         },
         this.#batchUpdate(
+          image.batchId,
           batch,
           { from: item.status, to: undefined, settledDelta: wasFinal ? -1 : 0 },
           {
@@ -236,25 +241,37 @@ export class DynamoStatusMoves implements StatusMoves {
   }
 
   async touch(image: ImageRef, status: StoredImageStatus): Promise<boolean> {
-    const result = await this.#move(image, (item) =>
-      item.status === status
-        ? { to: status, set: { updatedAt: this.#table.now().toISOString() }, settledDelta: 0 }
-        : { refuse: 'stale' },
+    const result = await this.#move(
+      image,
+      (item) =>
+        item.status === status
+          ? { to: status, set: { updatedAt: this.#table.now().toISOString() }, settledDelta: 0 }
+          : { refuse: 'stale' },
+      { imageOnly: true },
     );
     return result.applied;
   }
 
-  /** Reads the image and its batch, decides, and applies the decision if nothing moved meanwhile. */
-  async #move(image: ImageRef, decide: (item: ImageItem, batch: BatchRecord) => Decision) {
+  /**
+   * Reads the image (and its batch), decides, and applies the decision if nothing moved meanwhile.
+   * A move that cannot change the batch's `settled` count (`advance`, `touch`) reads only the image at
+   * first: its batch update only adds to counts, so it depends on nothing the batch holds.
+   */
+  async #move(image: ImageRef, decide: (item: ImageItem) => Decision, options: { imageOnly?: boolean } = {}) {
+    let withBatch = !options.imageOnly;
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-      const read = await this.#read(image);
+      const read = withBatch ? await this.#read(image) : await this.#readImage(image);
       if (!read) return { applied: false, reason: 'missing' } as const;
-      const { item, batch } = read;
-      const plan = decide(item, batch);
+      const { item } = read;
+      const plan = decide(item);
       if ('refuse' in plan) return { applied: false, reason: 'stale', item } as const;
+      // From here on (a refused write, or a plan that settles after all), read the batch too.
+      withBatch = true;
+      const { batch } = read;
+      if (!batch && plan.settledDelta !== 0) continue;
       const updated = applyPlan(item, plan);
-      const settled = batch.settled + plan.settledDelta;
-      const completing = plan.settledDelta > 0 && settled === batch.total;
+      const completing =
+        batch !== undefined && plan.settledDelta > 0 && batch.settled + plan.settledDelta === batch.total;
       const now = this.#table.now();
       const events = [
         ...(plan.events?.(updated) ?? []),
@@ -265,6 +282,7 @@ export class DynamoStatusMoves implements StatusMoves {
       const items = [
         this.#imageUpdate(image, item.status, plan),
         this.#batchUpdate(
+          image.batchId,
           batch,
           { from: item.status, to: plan.to, settledDelta: plan.settledDelta },
           {
@@ -298,6 +316,12 @@ export class DynamoStatusMoves implements StatusMoves {
   /** Whether a `pending` image's upload URL has run out (it no longer counts as open). */
   #lapsed(item: ImageItem): boolean {
     return Date.parse(item.uploadExpiresAt) <= this.#table.now().getTime();
+  }
+
+  async #readImage(image: ImageRef): Promise<{ item: ImageItem; batch?: undefined } | undefined> {
+    const itemRow = await this.#table.get(itemKey(image.batchId, image.imageId));
+    if (!itemRow || typeof itemRow.imageId !== 'string') return undefined;
+    return { item: fromRow<ImageItem>(itemRow) };
   }
 
   async #read(image: ImageRef): Promise<{ item: ImageItem; batch: BatchRecord } | undefined> {
@@ -353,7 +377,9 @@ export class DynamoStatusMoves implements StatusMoves {
    * other final move only requires that it is not the last one, so moves of one batch rarely collide.
    */
   #batchUpdate(
-    batch: BatchRecord,
+    batchId: string,
+    /** The batch as read; only a move that settles or completes depends on it. */
+    batch: Pick<BatchRecord, 'settled' | 'total'> | undefined,
     move: { from: StoredImageStatus; to: StoredImageStatus | undefined; settledDelta: number },
     options: {
       totalDelta: number;
@@ -390,17 +416,20 @@ export class DynamoStatusMoves implements StatusMoves {
     // Counts move by ADD, which commutes: only whether this move completes the batch depends on what
     // was read, so only a move toward completion (or a DELETE) is conditioned on it.
     let condition = 'attribute_exists(pk)';
-    if (options.exact) {
+    if ((options.exact || move.settledDelta > 0) && !batch) {
+      throw new Error('A move that settles or completes an image needs its batch as read');
+    }
+    if (options.exact && batch) {
       Object.assign(values, { ':settled': batch.settled, ':total': batch.total });
       condition += ' AND settled = :settled AND #total = :total';
-    } else if (move.settledDelta > 0) {
+    } else if (move.settledDelta > 0 && batch) {
       Object.assign(values, { ':lastButOne': batch.total - 1, ':total': batch.total });
       condition += ' AND settled < :lastButOne AND #total = :total';
     }
     return {
       Update: {
         TableName: this.#table.name,
-        Key: batchKey(batch.batchId),
+        Key: batchKey(batchId),
         UpdateExpression: [
           `ADD ${add.join(', ')}`,
           set.length > 0 ? `SET ${set.join(', ')}` : '',

@@ -43,6 +43,16 @@ export interface ObjectStore {
     contentType: string,
     tag?: { key: string; value: string },
   ): Promise<void>;
+  /**
+   * Copies an object inside the store (no bytes pass through the caller) if it still has the ETag
+   * it was read with; false, copying nothing, when it has changed or gone since.
+   */
+  copyIfUnchanged(
+    from: { bucket: string; key: string; etag: string },
+    to: { bucket: string; key: string },
+    contentType: string,
+    tag?: { key: string; value: string },
+  ): Promise<boolean>;
   /** Removes the objects; absent keys are not an error. */
   delete(bucket: string, keys: readonly string[]): Promise<void>;
   /** Removes every object under a prefix. */

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import {
+  CopyObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   type GetObjectCommandOutput,
@@ -9,6 +10,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { ObjectDeleteError, ObjectNotFoundError, ObjectTooLargeError } from './errors.ts';
+import { encodeKeyPath } from './object-keys.ts';
 import type { ObjectHead, ObjectStore, StoredObject } from './ports.ts';
 
 export { ObjectDeleteError, ObjectNotFoundError, ObjectTooLargeError } from './errors.ts';
@@ -77,6 +79,36 @@ export class S3ObjectStore implements ObjectStore {
     );
   }
 
+  async copyIfUnchanged(
+    from: { bucket: string; key: string; etag: string },
+    to: { bucket: string; key: string },
+    contentType: string,
+    tag?: { key: string; value: string },
+  ): Promise<boolean> {
+    try {
+      await this.#client.send(
+        new CopyObjectCommand({
+          Bucket: to.bucket,
+          Key: to.key,
+          CopySource: `${from.bucket}/${encodeKeyPath(from.key)}`,
+          CopySourceIfMatch: `"${from.etag}"`,
+          MetadataDirective: 'REPLACE',
+          ContentType: contentType,
+          ...(tag
+            ? {
+                TaggingDirective: 'REPLACE',
+                Tagging: new URLSearchParams({ [tag.key]: tag.value }).toString(),
+              }
+            : {}),
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isNotFound(error) || isPreconditionFailed(error)) return false;
+      throw error;
+    }
+  }
+
   async delete(bucket: string, keys: readonly string[]): Promise<void> {
     const unique = [...new Set(keys)];
     for (let start = 0; start < unique.length; start += DELETE_BATCH) {
@@ -124,6 +156,12 @@ async function readAtMost(body: Readable, maxBytes: number, tooLarge: () => Erro
     chunks.push(buffer);
   }
   return Buffer.concat(chunks, total);
+}
+
+function isPreconditionFailed(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  return error.name === 'PreconditionFailed' || status === 412;
 }
 
 function isNotFound(error: unknown): boolean {

@@ -43,6 +43,26 @@ describe('S3ObjectStore against the local S3 server', () => {
     expect(object).toEqual({ body, contentType: 'image/webp', size: body.length, etag: md5 });
   });
 
+  it('copies an object that still has the ETag it was read with, and refuses one that changed', async () => {
+    await store.put(BUCKET, 'inbox/b-1/i 1.jpg', Buffer.from('first bytes'), 'application/octet-stream');
+    const read = await store.get(BUCKET, 'inbox/b-1/i 1.jpg', 100);
+    const from = { bucket: BUCKET, key: 'inbox/b-1/i 1.jpg', etag: read.etag ?? '' };
+
+    expect(await store.copyIfUnchanged(from, { bucket: BUCKET, key: 'kept/one' }, 'image/jpeg')).toBe(true);
+    const copy = await store.get(BUCKET, 'kept/one', 100);
+    expect(copy).toMatchObject({ body: Buffer.from('first bytes'), contentType: 'image/jpeg' });
+
+    // A later PUT replaced the bytes: nothing is copied, and the caller is told.
+    await store.put(BUCKET, 'inbox/b-1/i 1.jpg', Buffer.from('second bytes'), 'image/jpeg');
+    expect(await store.copyIfUnchanged(from, { bucket: BUCKET, key: 'kept/two' }, 'image/jpeg')).toBe(false);
+    expect(await store.head(BUCKET, 'kept/two')).toBeUndefined();
+    // So is a source that is gone.
+    await store.delete(BUCKET, ['inbox/b-1/i 1.jpg']);
+    expect(await store.copyIfUnchanged(from, { bucket: BUCKET, key: 'kept/three' }, 'image/jpeg')).toBe(
+      false,
+    );
+  });
+
   it('refuses to read an object larger than maxBytes', async () => {
     await store.put(BUCKET, 'uploads/big.jpg', Buffer.alloc(2048, 1), 'image/jpeg');
 

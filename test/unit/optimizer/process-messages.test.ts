@@ -156,6 +156,29 @@ describe('processMessages (the optimizer over one SQS batch)', () => {
     expect(objects.objects).toEqual(written);
   });
 
+  it('keeps the bytes it read beside the variants, and a retry removes what an interrupted attempt left', async () => {
+    const image = uploaded(photo);
+    const event = sqsEvent([{ messageId: 'm', bucket: UPLOADS, key: image.key }]);
+    // An earlier attempt started, wrote a variant of other bytes, and died before settling.
+    await moves.advance(image, 'processing');
+    objects.set(VARIANTS, `${image.imageId}/0000000000000000/thumb.webp`, Buffer.from('stale'));
+
+    await processMessages(deps, event);
+
+    const ready = moves.get(image.imageId);
+    expect(ready).toMatchObject({ status: 'ready', attempts: 2 });
+    const kept = [...objects.objects.keys()].filter((id) => id.startsWith(`${VARIANTS}/`)).sort();
+    expect(kept).toEqual(
+      [...(ready?.variants ?? []).map((v) => v.key), ready?.originalKey]
+        .map((key) => `${VARIANTS}/${key}`)
+        .sort(),
+    );
+    expect(objects.objects.get(`${VARIANTS}/${ready?.originalKey}`)?.body).toEqual(photo);
+    expect(objects.tags.get(`${VARIANTS}/${ready?.originalKey}`)).toEqual({ 'pipeline-state': 'original' });
+    // The inbox is emptied.
+    expect(objects.objects.has(`${UPLOADS}/${image.key}`)).toBe(false);
+  });
+
   it('acknowledges a message that names no created object, and keys the pipeline did not make', async () => {
     const testEvent = sqsEvent([{ messageId: 'test', bucket: UPLOADS, key: 'x' }]);
     const record = testEvent.Records[0];
