@@ -169,8 +169,7 @@ export async function startLocalStack(
   const relay = startOutboxRelay(
     createAdapters(getConfig()).table,
     fanOut(webhookQueueSink(sqs, webhookQueue.queueUrl), events),
-    250,
-    onError('events'),
+    { onItemsInserted: emulators.onItemsInserted, sweepMs: 5_000, onError: onError('events') },
   );
   // Plays the notifier's SQS event source: webhooks are delivered beside the optimizer, never in its way.
   const notifying = startPoller({

@@ -14,7 +14,13 @@ import path from 'node:path';
  * never happened), then removes it. Only what the pipeline uses is supported: Put, Update and
  * Delete items (a ConditionCheck is refused), on tables whose key is `pk` + `sk` or described.
  */
-export function addTransactions(server: Server, options: { endpoint: () => string; directory?: string }) {
+/** Items a committed transaction created, in DynamoDB JSON, as a table's stream reports INSERTs. */
+export type InsertedItems = (items: readonly { TableName: string; Item: AttributeMap }[]) => void;
+
+export function addTransactions(
+  server: Server,
+  options: { endpoint: () => string; directory?: string; onInserted?: InsertedItems },
+) {
   const [inner] = server.listeners('request') as ((req: IncomingMessage, res: ServerResponse) => void)[];
   if (!inner) throw new Error('dynalite has no request handler to wrap');
   server.removeAllListeners('request');
@@ -26,7 +32,7 @@ export function addTransactions(server: Server, options: { endpoint: () => strin
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     if (req.headers['x-local-transaction'] === bypass) return inner(req, res);
     if (req.headers['x-amz-target'] === 'DynamoDB_20120810.TransactWriteItems') {
-      void lock.exclusive(() => transact(req, res, call, journal));
+      void lock.exclusive(() => transact(req, res, call, journal, options.onInserted));
       return;
     }
     void lock.shared(
@@ -77,6 +83,7 @@ async function transact(
   res: ServerResponse,
   call: Call,
   journal: string | undefined,
+  onInserted: InsertedItems | undefined,
 ): Promise<void> {
   const send = (status: number, body: unknown) => {
     res.writeHead(status, { 'content-type': 'application/x-amz-json-1.0' }).end(JSON.stringify(body));
@@ -127,6 +134,9 @@ async function transact(
     if (journal) await rm(journal, { force: true });
     if (!failure) {
       send(200, {});
+      // What a stream on the table would report: the Puts of items that did not exist before.
+      const inserted = items.flatMap((item, i) => (item.Put && !entries[i]?.old ? [item.Put] : []));
+      if (inserted.length > 0) onInserted?.(inserted.map(({ TableName, Item }) => ({ TableName, Item })));
     } else if (reasons.some((r) => r.Code !== 'None')) {
       send(400, {
         __type: 'com.amazonaws.dynamodb.v20120810#TransactionCanceledException',

@@ -10,7 +10,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
 import { TABLE_SCHEMA } from '../../functions/shared/records/schema.ts';
-import { addTransactions } from './dynamodb-transactions.ts';
+import { addTransactions, type InsertedItems } from './dynamodb-transactions.ts';
 
 export interface DynamoServerOptions {
   /** LevelDB directory, reused across restarts; in memory when absent. */
@@ -22,6 +22,11 @@ export interface DynamoServerOptions {
 export interface DynamoServer {
   /** `http://127.0.0.1:<port>`; any credentials are accepted. */
   endpoint: string;
+  /**
+   * Plays the table's stream for items that transactions create (the pipeline writes its outbox rows
+   * only in transactions): listeners hear of each committed INSERT.
+   */
+  onInserted(listener: InsertedItems): void;
   stop(): Promise<void>;
 }
 
@@ -55,8 +60,12 @@ export async function startDynamoServer(options: DynamoServerOptions = {}): Prom
     updateTableMs: 0,
   });
   let endpoint = '';
+  const listeners: InsertedItems[] = [];
   const transactions = addTransactions(server, {
     endpoint: () => endpoint,
+    onInserted: (items) => {
+      for (const listener of listeners) listener(items);
+    },
     ...(options.directory !== undefined && { directory: options.directory }),
   });
   await new Promise<void>((resolve, reject) => {
@@ -72,6 +81,7 @@ export async function startDynamoServer(options: DynamoServerOptions = {}): Prom
   await transactions.recover();
   return {
     endpoint,
+    onInserted: (listener) => listeners.push(listener),
     stop: () =>
       new Promise<void>((resolve, reject) => {
         // dynalite's close also closes LevelDB once the HTTP server has drained.

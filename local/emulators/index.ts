@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { ensureTable, startDynamoServer } from './dynamodb.ts';
+import { type DynamoServer, ensureTable, startDynamoServer } from './dynamodb.ts';
 import { type ObjectCreatedListener, startS3Server } from './s3.ts';
 import { type QueuePair, type QueuePairOptions, startSqsServer } from './sqs.ts';
 
@@ -34,6 +34,8 @@ export interface Emulators {
   dlqArn: string;
   extraQueues: Record<string, QueuePair>;
   onObjectCreated(listener: ObjectCreatedListener): void;
+  /** Items transactions created in the table, as its stream would report them. */
+  onItemsInserted: DynamoServer['onInserted'];
   /** Closes all three servers (each waits for its requests in flight). */
   stop(): Promise<void>;
 }
@@ -107,6 +109,7 @@ export async function startEmulators(options: EmulatorsOptions): Promise<Emulato
     dlqArn: sqs.value.dlqArn,
     extraQueues: sqs.value.extraQueues,
     onObjectCreated: (listener) => s3.value.onObjectCreated(listener),
+    onItemsInserted: (listener) => dynamodb.value.onInserted(listener),
     stop: stopAll,
   };
 }

@@ -153,6 +153,17 @@ export async function startS3Server(options: S3ServerOptions): Promise<S3Server>
   });
 
   const store = s3rver.store;
+  // An object is three files (bytes, `.md5` that is its ETag, metadata) that no rename moves together:
+  // every read, write, copy and delete of one key holds its lock, so none sees half of another.
+  const keys = new KeyedLock();
+  const lockKey = (bucket: string, key: string) => `${bucket}/${key}`;
+  const getObject = store.getObject.bind(store);
+  store.getObject = (bucket, key, options) =>
+    keys.run(lockKey(bucket, key), () => getObject(bucket, key, options));
+  const getMetadata = store.getMetadata.bind(store);
+  store.getMetadata = (bucket, key) => keys.run(lockKey(bucket, key), () => getMetadata(bucket, key));
+  const deleteObject = store.deleteObject.bind(store);
+  store.deleteObject = (bucket, key) => keys.run(lockKey(bucket, key), () => deleteObject(bucket, key));
   // Every path the store touches comes from these two: keys and buckets are data, and never lead
   // out of the bucket's folder.
   const getBucketPath = store.getBucketPath.bind(store);
@@ -171,7 +182,12 @@ export async function startS3Server(options: S3ServerOptions): Promise<S3Server>
 
   store.putObject = async (object) => {
     const scope = requests.getStore();
-    const written = await putObjectAtomically(store, object, scope?.operation === 'Put' ? scope : undefined);
+    const written = await putObjectAtomically(
+      store,
+      object,
+      scope?.operation === 'Put' ? scope : undefined,
+      (place) => keys.run(lockKey(object.bucket, object.key), place),
+    );
     if (scope) scope.written = written;
     return written;
   };
@@ -202,21 +218,17 @@ export async function startS3Server(options: S3ServerOptions): Promise<S3Server>
   const copyObject = store.copyObject.bind(store);
   store.copyObject = async (...args) => {
     // s3rver ignores `x-amz-copy-source-if-match`; S3 refuses the copy when the source's ETag differs.
-    // Checked before and after the copy, so a PUT that replaced the source meanwhile is caught too.
     const ifMatch = single(requests.getStore()?.headers['x-amz-copy-source-if-match']);
-    const [srcBucket, srcKey, destBucket, destKey] = args;
-    const sourceMatches = async () =>
-      ifMatch === undefined ||
-      (await store.getMetadata(srcBucket, srcKey).then(
-        (source) => etagMatches(ifMatch, source.etag),
-        () => false,
-      ));
-    if (!(await sourceMatches())) throw preconditionFailed();
-    const metadata = await copyObject(...args);
-    if (!(await sourceMatches())) {
-      await store.deleteObject(destBucket, destKey);
-      throw preconditionFailed();
-    }
+    const [srcBucket, srcKey] = args;
+    // The source's lock is held from the check to the end of the copy (the destination's own
+    // metadata is then read without it: s3rver's copyObject reads it through `this`).
+    const metadata = await keys.run(lockKey(srcBucket, srcKey), async () => {
+      if (ifMatch !== undefined) {
+        const source = await getMetadata(srcBucket, srcKey).catch(() => undefined);
+        if (!etagMatches(ifMatch, source?.etag)) throw preconditionFailed();
+      }
+      return copyObject(...args);
+    });
     const scope = requests.getStore();
     if (scope) {
       scope.written = { size: Number(metadata['content-length']), md5: JSON.parse(metadata.etag ?? '""') };
@@ -431,6 +443,7 @@ async function putObjectAtomically(
   store: S3rverStore,
   object: S3rverObject,
   scope: RequestScope | undefined,
+  exclusively: (place: () => Promise<void>) => Promise<void>,
 ): Promise<{ size: number; md5: string }> {
   const declared = declaredDigests(scope);
   const verifier = checksumVerifier(declared.checksums);
@@ -479,12 +492,41 @@ async function putObjectAtomically(
     await writeFile(stagingFiles[2], JSON.stringify(metadata, null, 2), { flush: true });
 
     const objectPath = store.getResourcePath(object.bucket, object.key, 'object');
-    await placeFile(stagingFiles[1], store.getResourcePath(object.bucket, object.key, 'object.md5'));
-    await placeFile(stagingFiles[2], store.getResourcePath(object.bucket, object.key, 'metadata.json'));
-    await placeFile(staging, objectPath);
+    await exclusively(async () => {
+      await placeFile(stagingFiles[1], store.getResourcePath(object.bucket, object.key, 'object.md5'));
+      await placeFile(stagingFiles[2], store.getResourcePath(object.bucket, object.key, 'metadata.json'));
+      await placeFile(staging, objectPath);
+    });
     return { size, md5: md5Hex };
   } finally {
     await Promise.all(stagingFiles.map((file) => rm(file, { force: true })));
+  }
+}
+
+/**
+ * One holder at a time per key; holders of other keys never wait. Reentrant: work already holding a
+ * key (s3rver's `getObject` reads its metadata through `getMetadata`) goes straight on.
+ */
+class KeyedLock {
+  readonly #tails = new Map<string, Promise<unknown>>();
+  readonly #held = new AsyncLocalStorage<ReadonlySet<string>>();
+
+  async run<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const held = this.#held.getStore();
+    if (held?.has(key)) return work();
+    const inside = () => this.#held.run(new Set([...(held ?? []), key]), work);
+    const before = this.#tails.get(key) ?? Promise.resolve();
+    const result = before.then(inside, inside);
+    const tail = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#tails.set(key, tail);
+    try {
+      return await result;
+    } finally {
+      if (this.#tails.get(key) === tail) this.#tails.delete(key);
+    }
   }
 }
 

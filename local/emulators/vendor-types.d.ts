@@ -51,6 +51,7 @@ declare module '@20minutes/s3rver' {
     ): Promise<{ size: number; md5: string }>;
     deleteSubresource(bucket: string, key: string | undefined, resourceType: string): Promise<void>;
     listObjects(bucket: string, options: { maxKeys?: number } & Record<string, unknown>): Promise<unknown>;
+    getObject(bucket: string, key: string, options?: unknown): Promise<unknown>;
     /** The object's stored metadata (`etag` quoted); rejects when there is no such object. */
     getMetadata(bucket: string, key: string): Promise<Record<string, string>>;
     deleteObject(bucket: string, key: string): Promise<void>;

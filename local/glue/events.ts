@@ -1,8 +1,11 @@
 import { appendFile, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { DynamoDBRecord } from 'aws-lambda';
+import { type RelayDeps, relayStreamRecords } from '../../functions/relay/relay-stream.ts';
 import type { EventSink, PipelineEvent } from '../../functions/shared/fate/events.ts';
 import { relayOutbox } from '../../functions/shared/fate/outbox.ts';
 import type { RecordsTable } from '../../functions/shared/records/table.ts';
+import type { InsertedItems } from '../emulators/dynamodb-transactions.ts';
 
 /** Where the local stack's events land: one JSON line each, in `DATA_DIR/events.jsonl`. */
 export const eventLogPath = (dataDir: string) => path.join(dataDir, 'events.jsonl');
@@ -34,31 +37,46 @@ export async function fileEventSink(dataDir: string) {
   return sink;
 }
 
-/** Plays the deployed outbox stream: relays recorded events every `intervalMs`; runs never overlap. */
+/**
+ * Plays DynamoDB Streams and the relay function: the outbox rows each transaction inserts go to the
+ * deployed relay's own code (`relayStreamRecords`) as soon as it commits. A sweep of the whole outbox
+ * at start, every `sweepMs` and at stop hands on rows whose delivery failed (Lambda would retry the
+ * stream batch) or that a crash left. Runs never overlap; a sink refusing throws and is retried by
+ * the next sweep, so events are delivered at least once, in the order they were recorded.
+ */
 export function startOutboxRelay(
   table: RecordsTable,
   sink: EventSink,
-  intervalMs: number,
-  onError: (error: unknown) => void,
+  options: {
+    onItemsInserted: (listener: InsertedItems) => void;
+    sweepMs: number;
+    onError: (error: unknown) => void;
+  },
 ) {
   let stopped = false;
   let current: Promise<unknown> = Promise.resolve();
-  const tick = () => {
-    if (stopped) return;
-    current = relayOutbox(table, sink)
-      .catch(onError)
-      .finally(() => {
-        if (!stopped) timer = setTimeout(tick, intervalMs);
-      });
+  const run = (work: () => Promise<unknown>) => {
+    current = current.then(work).catch(options.onError);
   };
-  let timer = setTimeout(tick, 0);
+  const deps: RelayDeps = { sink, deleteRows: (keys) => table.deleteAll(keys) };
+  options.onItemsInserted((items) => {
+    if (stopped) return;
+    const records = items
+      .filter((item) => item.TableName === table.name)
+      .map(({ Item }) => ({ eventName: 'INSERT', dynamodb: { NewImage: Item } }) as DynamoDBRecord);
+    if (records.length > 0) run(() => relayStreamRecords(deps, records));
+  });
+  const sweep = () => run(() => relayOutbox(table, sink));
+  sweep();
+  const timer = setInterval(sweep, options.sweepMs);
+  timer.unref();
   return {
     async stop() {
       stopped = true;
-      clearTimeout(timer);
+      clearInterval(timer);
       await current;
-      // What finished during the last run is handed on before the stack stops.
-      await relayOutbox(table, sink).catch(onError);
+      // What finished since the last run is handed on before the stack stops.
+      await relayOutbox(table, sink).catch(options.onError);
     },
   };
 }

@@ -131,7 +131,7 @@ describe('webhooks and metrics on the local stack', () => {
     expect(done.counts).toMatchObject({ ready: 2, failed: 0 });
     expect(rule.hits).toBe(3);
     await hook.waitFor(1, 10_000);
-    // Anything late would arrive by now (the relay runs every 250 ms, the notifier polls at once).
+    // Anything late would arrive by now (the relay runs as each move commits, the notifier polls at once).
     await sleep(3_000);
     expect(new Set(hook.deliveries.map((d) => d.id))).toEqual(new Set([`batch_${batch.batchId}_completed`]));
     expect(hook.deliveries.every((d) => d.verified)).toBe(true);
@@ -187,7 +187,7 @@ describe('webhooks and metrics on the local stack', () => {
     const before = await scrape(stack.apiUrl);
     const batch = await uploadBatch('push-metrics', files);
     const done = await batch.api.waitForBatch(batch.batchId, 90_000);
-    // The relay hands events on every 250 ms: wait until the batch's completion has been counted.
+    // The relay hands events on just after the move commits: wait until the completion has been counted.
     let after = await scrape(stack.apiUrl);
     for (
       let i = 0;

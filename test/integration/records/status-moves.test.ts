@@ -291,4 +291,25 @@ describe('status moves refuse what they must, when raced', () => {
       counts: { ready: 0, processing: 0 },
     });
   });
+
+  it("tells the table's stream of each outbox row a committed move inserts, and of nothing a refused move tried", async () => {
+    const inserted: string[] = [];
+    server.onInserted((items) => {
+      for (const { Item } of items) inserted.push(String((Item.sk as { S?: string }).S));
+    });
+    const { batchId, refs } = await makeBatch(2);
+    const [a, b] = refs as [(typeof refs)[0], (typeof refs)[0]];
+    await processing(a);
+    await processing(b);
+    expect(inserted).toEqual([]); // advancing writes no event
+
+    await moves.settle(a, READY());
+    await moves.settle(a, FAILED); // refused: a is final
+    await moves.settle(b, FAILED);
+    expect(inserted).toEqual([
+      `img_${a.imageId}_ready`,
+      `img_${b.imageId}_failed`,
+      `batch_${batchId}_completed`,
+    ]);
+  });
 });
