@@ -70,7 +70,7 @@ export async function processUpload(deps: ProcessingDeps, object: CreatedObject)
     return 'skipped';
   }
   const made = await makeVariants(deps, object, started.item);
-  const done = await deps.moves.settle(ids, made.outcome);
+  const done = await deps.moves.settle(ids, made.outcome, started.item);
   if (done.applied) {
     if (made.outcome.status === 'ready') {
       // The bytes are kept with their variants; the inbox (and whatever a later PUT put there) is

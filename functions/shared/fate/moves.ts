@@ -39,8 +39,12 @@ export interface StatusMoves {
     to: 'uploaded' | 'processing',
     facts?: { landedAt?: string | undefined },
   ): Promise<TransitionResult>;
-  /** The one place an image reaches a final state (see `settle` below). */
-  settle(image: ImageRef, outcome: Outcome): Promise<TransitionResult>;
+  /**
+   * The one place an image reaches a final state (see `settle` below). `seen`: the image as the
+   * caller last had it (the optimizer, from its own `advance`), which saves reading it again; a stale
+   * one only costs a refused write and a fresh read.
+   */
+  settle(image: ImageRef, outcome: Outcome, seen?: ImageItem): Promise<TransitionResult>;
   /**
    * A fresh upload URL for an image still waiting for its bytes (`pending`, or settled `expired`).
    * An `expired` image counts as open again: refused (`quota`) when the owner already has
@@ -125,51 +129,59 @@ export class DynamoStatusMoves implements StatusMoves {
    * transaction with the outbox rows that tell of them ("image finished", "batch completed"), so a
    * crash right after cannot lose the events, and a repeat finds the image final and changes nothing.
    */
-  settle(image: ImageRef, outcome: Outcome): Promise<TransitionResult> {
-    return this.#move(image, (item) => {
-      if (FINAL_STATUSES.has(item.status)) return { refuse: 'stale' };
-      if (outcome.status === 'expired' && item.status !== 'pending') return { refuse: 'stale' };
-      const now = this.#table.now();
-      const time = now.toISOString();
-      const base = { to: outcome.status, settledDelta: 1 } as const;
-      const imageEvent = (finished: ImageItem): PipelineEvent[] =>
-        outcome.status === 'expired' ? [] : [imageFinished(finished, time)];
-      switch (outcome.status) {
-        case 'ready': {
-          const { width, height, format, placeholder, variants, originalKey } = outcome.facts;
-          return {
-            ...base,
-            // A ready image is kept until deleted.
-            set: {
-              status: 'ready',
-              updatedAt: time,
-              width,
-              height,
-              format,
-              placeholder,
-              variants,
-              ...(originalKey ? { originalKey } : {}),
-            },
-            remove: [TABLE_SCHEMA.ttlAttribute, 'error', 'openOwner', 'openShard'],
-            events: imageEvent,
-          };
+  settle(image: ImageRef, outcome: Outcome, seen?: ImageItem): Promise<TransitionResult> {
+    return this.#move(
+      image,
+      (item) => {
+        if (FINAL_STATUSES.has(item.status)) return { refuse: 'stale' };
+        if (outcome.status === 'expired' && item.status !== 'pending') return { refuse: 'stale' };
+        const now = this.#table.now();
+        const time = now.toISOString();
+        const base = { to: outcome.status, settledDelta: 1 } as const;
+        const imageEvent = (finished: ImageItem): PipelineEvent[] =>
+          outcome.status === 'expired' ? [] : [imageFinished(finished, time)];
+        switch (outcome.status) {
+          case 'ready': {
+            const { width, height, format, placeholder, variants, originalKey } = outcome.facts;
+            return {
+              ...base,
+              // A ready image is kept until deleted.
+              set: {
+                status: 'ready',
+                updatedAt: time,
+                width,
+                height,
+                format,
+                placeholder,
+                variants,
+                ...(originalKey ? { originalKey } : {}),
+              },
+              remove: [TABLE_SCHEMA.ttlAttribute, 'error', 'openOwner', 'openShard'],
+              events: imageEvent,
+            };
+          }
+          case 'failed':
+            return {
+              ...base,
+              set: {
+                status: 'failed',
+                updatedAt: time,
+                error: outcome.error,
+                [TABLE_SCHEMA.ttlAttribute]: epochSeconds(now) + this.#retentionSeconds,
+              },
+              remove: ['openOwner', 'openShard'],
+              events: imageEvent,
+            };
+          case 'expired':
+            return {
+              ...base,
+              set: { status: 'expired', updatedAt: time },
+              remove: ['openOwner', 'openShard'],
+            };
         }
-        case 'failed':
-          return {
-            ...base,
-            set: {
-              status: 'failed',
-              updatedAt: time,
-              error: outcome.error,
-              [TABLE_SCHEMA.ttlAttribute]: epochSeconds(now) + this.#retentionSeconds,
-            },
-            remove: ['openOwner', 'openShard'],
-            events: imageEvent,
-          };
-        case 'expired':
-          return { ...base, set: { status: 'expired', updatedAt: time }, remove: ['openOwner', 'openShard'] };
-      }
-    });
+      },
+      { seen },
+    );
   }
 
   reopen(image: ImageRef, uploadExpiresAt: string, maxOpenUploads: number): Promise<TransitionResult> {
@@ -257,10 +269,19 @@ export class DynamoStatusMoves implements StatusMoves {
    * A move that cannot change the batch's `settled` count (`advance`, `touch`) reads only the image at
    * first: its batch update only adds to counts, so it depends on nothing the batch holds.
    */
-  async #move(image: ImageRef, decide: (item: ImageItem) => Decision, options: { imageOnly?: boolean } = {}) {
+  async #move(
+    image: ImageRef,
+    decide: (item: ImageItem) => Decision,
+    options: { imageOnly?: boolean; seen?: ImageItem | undefined } = {},
+  ) {
     let withBatch = !options.imageOnly;
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-      const read = withBatch ? await this.#read(image) : await this.#readImage(image);
+      const read =
+        attempt === 1 && options.seen
+          ? await this.#readBatch(image, options.seen)
+          : withBatch
+            ? await this.#read(image)
+            : await this.#readImage(image);
       if (!read) return { applied: false, reason: 'missing' } as const;
       const { item } = read;
       const plan = decide(item);
@@ -316,6 +337,15 @@ export class DynamoStatusMoves implements StatusMoves {
   /** Whether a `pending` image's upload URL has run out (it no longer counts as open). */
   #lapsed(item: ImageItem): boolean {
     return Date.parse(item.uploadExpiresAt) <= this.#table.now().getTime();
+  }
+
+  /** The batch as it is now, beside the image as the caller saw it. */
+  async #readBatch(
+    image: ImageRef,
+    seen: ImageItem,
+  ): Promise<{ item: ImageItem; batch: BatchRecord } | undefined> {
+    const batchRow = await this.#table.get(batchKey(image.batchId));
+    return batchRow ? { item: seen, batch: fromBatchRow(batchRow) } : undefined;
   }
 
   async #readImage(image: ImageRef): Promise<{ item: ImageItem; batch?: undefined } | undefined> {

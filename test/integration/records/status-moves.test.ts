@@ -292,6 +292,32 @@ describe('status moves refuse what they must, when raced', () => {
     });
   });
 
+  it('settles from the image as the caller saw it, and reads again when that view was stale', async () => {
+    const { batchId, refs } = await makeBatch(4);
+    const [a, b] = refs as [(typeof refs)[0], (typeof refs)[0]];
+    await processing(a);
+    await processing(b);
+    const seenA = await read(a);
+    expect(await moves.settle(a, READY(3), seenA)).toMatchObject({
+      applied: true,
+      item: { status: 'ready' },
+    });
+
+    // b failed meanwhile; a late success holding b's processing record must not overwrite it.
+    const seenB = await read(b);
+    await moves.settle(b, FAILED);
+    expect(await moves.settle(b, READY(5), seenB)).toMatchObject({ applied: false, reason: 'stale' });
+    expect(await read(b)).toMatchObject({ status: 'failed' });
+    expect(await batchOf(batchId)).toMatchObject({
+      settled: 2,
+      counts: { ready: 1, failed: 1, processing: 0 },
+    });
+    expect((await eventsOf(batchId)).map((event) => event.type).sort()).toEqual([
+      'image.failed',
+      'image.ready',
+    ]);
+  });
+
   it("tells the table's stream of each outbox row a committed move inserts, and of nothing a refused move tried", async () => {
     const inserted: string[] = [];
     server.onInserted((items) => {
