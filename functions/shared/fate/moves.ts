@@ -100,6 +100,9 @@ export class DynamoStatusMoves implements StatusMoves {
         // A retry after a crash or a transient error starts here; it changes no count.
         return { to, set: { updatedAt: now, startedAt: now }, add: { attempts: 1 }, settledDelta: 0 };
       }
+      // Not forward: refused, and a move to where the image already is too (a second `uploaded`, from a
+      // repeated event or the reconciler racing the notification): the first landing stands, and the
+      // caller learns the move was not its own (the reconciler queues only what it moved).
       if (STATUS_RANK[item.status] >= STATUS_RANK[to]) return { refuse: 'stale' };
       return {
         to,
