@@ -1,16 +1,18 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type ApiEvent, apiDepsFrom, handleApiRequest } from '../../../functions/api/router.ts';
+import { processMessages, queueDepsFrom } from '../../../functions/optimizer/process-messages.ts';
 import { createAdapters } from '../../../functions/shared/adapters.ts';
 import { parseConfig } from '../../../functions/shared/config.ts';
 import { batchKey, itemKey } from '../../../functions/shared/records/schema.ts';
 import { ensureTable, startDynamoServer } from '../../../local/emulators/dynamodb.ts';
 import { type S3Server, startS3Server } from '../../../local/emulators/s3.ts';
-import { quietLogger } from '../../support/fakes.ts';
+import { corpusFile } from '../../support/corpus.ts';
+import { quietLogger, sqsEvent } from '../../support/fakes.ts';
 import { LOCAL_CREDENTIALS } from '../../support/local-clients.ts';
 
 const TABLE = 'settings-test';
@@ -28,13 +30,13 @@ interface Answer {
 }
 
 /**
- * Each README setting that the API applies, proved on what a user sees: the API built exactly as
- * the deployed handler builds it (`parseConfig` -> `createAdapters` -> `apiDepsFrom`) from an
- * environment with the setting changed, over the local S3 and DynamoDB servers. The clock is
- * injected into the adapters (one clock for records, quotas and URL signing), so no assertion
- * depends on the hour, the minute or how long a step takes.
+ * README settings proved applied on what a user sees: the API (and, for the processing time, the
+ * optimizer) built exactly as the deployed handlers build them (`parseConfig` -> `createAdapters` ->
+ * `apiDepsFrom` / `queueDepsFrom`) from an environment with the setting changed, over the local S3
+ * and DynamoDB servers. The clock is injected into the adapters (one clock for records, quotas and
+ * URL signing), so no assertion depends on the hour, the minute or how long a step takes.
  */
-describe('settings the API applies', () => {
+describe("settings applied through the handlers' wiring", () => {
   let directory: string;
   let s3: S3Server;
   let dynamo: Awaited<ReturnType<typeof startDynamoServer>>;
@@ -114,7 +116,7 @@ describe('settings the API applies', () => {
     const createBatch = (files: unknown[]) => request('POST /v1/uploads', { body: { files } });
     const getImage = (imageId: string) =>
       request('GET /v1/images/{imageId}', { pathParameters: { imageId } });
-    return { clock, owner, adapters, request, createBatch, getImage };
+    return { clock, owner, config, adapters, request, createBatch, getImage };
   }
 
   /** The rows a batch left in the table, as DynamoDB holds them (TTL attribute included). */
@@ -131,6 +133,8 @@ describe('settings the API applies', () => {
         }),
       )
     ).Items ?? [];
+  /** The object key an upload URL names. */
+  const keyOf = (url: string) => decodeURIComponent(new URL(url).pathname).slice(`/${UPLOADS}/`.length);
   const put = (upload: { method: string; url: string; headers: Record<string, string> }, body: Buffer) =>
     fetch(upload.url, { method: upload.method, headers: upload.headers, body });
 
@@ -178,9 +182,7 @@ describe('settings the API applies', () => {
         outcomes[ttl] = response.status;
         if (response.status === 403) expect(await response.text()).toContain('Request has expired');
         // Stored exactly when accepted.
-        const key = decodeURIComponent(new URL(created.body.items[0].upload.url).pathname).slice(
-          `/${UPLOADS}/`.length,
-        );
+        const key = keyOf(created.body.items[0].upload.url);
         expect((await api.adapters.objects.head(UPLOADS, key)) !== undefined).toBe(response.status === 200);
       }
       expect(outcomes).toEqual({ '30': 403, '120': 200 });
@@ -259,9 +261,9 @@ describe('settings the API applies', () => {
       const eighth = await api.createBatch([jpeg('a.jpg')]);
       expect(eighth.status).toBe(429);
       expect(eighth.body.error.code).toBe('RateLimited');
-      expect((await api.request('GET /v1/images/{imageId}', { pathParameters: { imageId: 'x' } })).status).toBe(
-        429,
-      );
+      expect(
+        (await api.request('GET /v1/images/{imageId}', { pathParameters: { imageId: 'x' } })).status,
+      ).toBe(429);
       // Another owner has a window of their own.
       const other = startApi({ REQUESTS_PER_MINUTE: '7' }, api.clock.now);
       expect((await other.request('GET /v1/limits')).status).toBe(200);
@@ -334,14 +336,47 @@ describe('settings the API applies', () => {
       const tooMany = await api.createBatch([jpeg('a.jpg'), jpeg('b.jpg'), jpeg('c.jpg')]);
       expect(tooMany.status).toBe(400);
       expect(tooMany.body.error.code).toBe('TooManyFiles');
-      const mixed = await api.createBatch([jpeg('big.jpg', 5001), { name: 'a.gif', type: 'image/gif', size: 10 }]);
+      const mixed = await api.createBatch([
+        jpeg('big.jpg', 5001),
+        { name: 'a.gif', type: 'image/gif', size: 10 },
+      ]);
       expect(mixed.status).toBe(201);
       expect(mixed.body.items.map((item: { error?: { code: string } }) => item.error?.code)).toEqual([
         'TooLarge',
         'UnsupportedType',
       ]);
-      const fits = await api.createBatch([jpeg('fits.jpg', 5000), { name: 'a.png', type: 'image/png', size: 10 }]);
+      const fits = await api.createBatch([
+        jpeg('fits.jpg', 5000),
+        { name: 'a.png', type: 'image/png', size: 10 },
+      ]);
       expect(fits.body.items.map((item: { status: string }) => item.status)).toEqual(['pending', 'pending']);
+    });
+  });
+
+  describe('PROCESSING_TIMEOUT_MS', () => {
+    it('is how long the optimizer gives one image: past it the image fails ProcessingTimeout', async () => {
+      // A phone's HEIC: its HEVC decode alone takes longer than 100 ms (the setting's least value).
+      const photo = await readFile(corpusFile('valid/exif-samples--IMG_5195.HEIC'));
+      const outcome = async (env: Record<string, string>) => {
+        const api = startApi(env, Date.now());
+        const created = await api.createBatch([
+          { name: 'phone.heic', type: 'image/heic', size: photo.length },
+        ]);
+        const item = created.body.items[0];
+        expect((await put(item.upload, photo)).status).toBe(200);
+        // The optimizer as its handler builds it from the same environment, handed the S3 event.
+        const deps = queueDepsFrom(api.config, api.adapters, quietLogger);
+        await processMessages(
+          deps,
+          sqsEvent([{ messageId: 'm', bucket: UPLOADS, key: keyOf(item.upload.url) }]),
+        );
+        return (await api.getImage(item.imageId)).body;
+      };
+      expect(await outcome({ PROCESSING_TIMEOUT_MS: '100' })).toMatchObject({
+        status: 'failed',
+        error: { code: 'ProcessingTimeout' },
+      });
+      expect(await outcome({})).toMatchObject({ status: 'ready', format: 'heif' });
     });
   });
 });
