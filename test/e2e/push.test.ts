@@ -198,13 +198,20 @@ describe('webhooks and metrics on the local stack', () => {
     const before = await scrape(stack.apiUrl);
     const batch = await uploadBatch('push-metrics', files);
     const done = await batch.api.waitForBatch(batch.batchId, 90_000);
-    // The relay hands events on every 250 ms: wait until the batch's completion has been counted.
+    // The relay hands events on every 250 ms, reading the outbox shard by shard: an image's event can
+    // come one run after its batch's completion. Wait until the completion and every image are counted.
+    const finished = (text: string) =>
+      labelSets(text).reduce(
+        (sum, labels) => sum + value(text, `photo_intake_images_finished_total{${labels}}`),
+        0,
+      );
     let after = await scrape(stack.apiUrl);
     for (
       let i = 0;
       i < 40 &&
-      value(after, 'photo_intake_batches_completed_total') ===
-        value(before, 'photo_intake_batches_completed_total');
+      (value(after, 'photo_intake_batches_completed_total') ===
+        value(before, 'photo_intake_batches_completed_total') ||
+        finished(after) - finished(before) < files.length);
       i++
     ) {
       await sleep(250);
