@@ -276,10 +276,15 @@ describe("settings applied through the handlers' wiring", () => {
         { RECORD_RETENTION_DAYS: '2', UPLOAD_URL_TTL_SECONDS: '120' },
         '2026-05-01T08:00:00.000Z',
       );
-      const created = await api.createBatch([jpeg('waits.jpg'), jpeg('fails.jpg'), jpeg('ready.jpg')]);
+      const created = await api.createBatch([
+        jpeg('waits.jpg'),
+        jpeg('fails.jpg'),
+        jpeg('ready.jpg'),
+        jpeg('renewed.jpg'),
+      ]);
       expect(created.status).toBe(201);
       const { batchId, expiresAt } = created.body;
-      const [waits, fails, ready] = created.body.items.map((item: { imageId: string }) => ({
+      const [waits, fails, ready, renewed] = created.body.items.map((item: { imageId: string }) => ({
         batchId,
         imageId: item.imageId,
       }));
@@ -311,6 +316,15 @@ describe("settings applied through the handlers' wiring", () => {
       const readyRow = await rowOf(itemKey(batchId, ready.imageId));
       expect(readyRow?.status).toBe('ready');
       expect(readyRow?.expiresAtEpoch).toBeUndefined();
+
+      // Given a fresh URL: kept 2 days past the new URL's end, and so is its batch.
+      const fresh = await api.request('POST /v1/images/{imageId}/upload', {
+        pathParameters: { imageId: renewed.imageId },
+      });
+      expect(fresh.body.expiresAt).toBe('2026-05-03T17:47:30.000Z');
+      const untilRenewedUnused = epochSeconds(fresh.body.expiresAt) + 2 * DAY_SECONDS;
+      expect((await rowOf(itemKey(batchId, renewed.imageId)))?.expiresAtEpoch).toBe(untilRenewedUnused);
+      expect((await rowOf(batchKey(batchId)))?.expiresAtEpoch).toBe(untilRenewedUnused);
     });
   });
 
