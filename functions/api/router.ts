@@ -3,7 +3,9 @@ import type {
   APIGatewayProxyStructuredResultV2 as ApiResult,
 } from 'aws-lambda';
 import type { Limits } from '../../contract/index.ts';
-import { CallbackUrlError } from '../shared/push/callback-url.ts';
+import type { createAdapters } from '../shared/adapters.ts';
+import type { Config } from '../shared/config.ts';
+import { CallbackPolicy, CallbackUrlError } from '../shared/push/callback-url.ts';
 import { RecordsWriteError } from '../shared/records/errors.ts';
 import type { Quotas } from '../shared/records/ports.ts';
 import { ApiError } from './errors.ts';
@@ -29,6 +31,65 @@ export interface ApiDeps {
 }
 
 export type ApiEvent = APIGatewayProxyEventV2WithJWTAuthorizer;
+
+/**
+ * The API's dependencies as the handler builds them: every setting of `config` lands here, and the
+ * use cases read the adapters' clock. Tests build the API with this too, so a setting is proved
+ * applied by the same wiring the deployed function runs.
+ */
+export function apiDepsFrom(
+  config: Config,
+  adapters: Pick<
+    ReturnType<typeof createAdapters>,
+    'records' | 'moves' | 'sharedFiles' | 'quotas' | 'objects' | 'signer' | 'now'
+  >,
+  observed: { logger: ApiDeps['logger']; metrics: CreateBatchDeps['metrics'] },
+): ApiDeps {
+  const { records, moves, sharedFiles, quotas, objects, signer, now } = adapters;
+  return {
+    uploads: {
+      batches: records,
+      sharedFiles,
+      signer,
+      quotas,
+      uploadBucket: config.uploadBucket,
+      uploadPrefix: config.uploadPrefix,
+      limits: config.limits,
+      callbacks: new CallbackPolicy({ allowPrivate: config.push.allowPrivateCallbacks }),
+      metrics: observed.metrics,
+      now,
+    },
+    status: {
+      batches: records,
+      images: records,
+      moves,
+      sharedFiles,
+      signer,
+      objects,
+      uploadBucket: config.uploadBucket,
+      variantsBucket: config.variantsBucket,
+      uploadUrlTtlSeconds: config.limits.uploadUrlTtlSeconds,
+      maxOpenUploads: config.limits.maxOpenUploads,
+      quotas,
+      now,
+    },
+    limits: {
+      maxFilesPerBatch: config.limits.maxFilesPerBatch,
+      maxBytes: config.limits.maxBytes,
+      acceptedTypes: [...config.limits.acceptedTypes],
+      uploadUrlTtlSeconds: config.limits.uploadUrlTtlSeconds,
+      variants: config.processing.variants.map(({ name, format, width, height }) => ({
+        name,
+        format,
+        width,
+        height,
+      })),
+    },
+    quotas,
+    requestsPerMinute: config.limits.requestsPerMinute,
+    logger: observed.logger,
+  };
+}
 
 const JSON_HEADERS = { 'content-type': 'application/json' };
 /** Owner ids longer than this are refused: they become part of record keys. */

@@ -13,13 +13,16 @@ import { S3UrlSigner } from './storage/s3-url-signer.ts';
 
 /**
  * The SDK clients and the adapters over them, for one process. Building them does no I/O, so each
- * handler builds the set once at module scope and uses what it needs.
+ * handler builds the set once at module scope and uses what it needs. `now` is the one clock of the
+ * set (records, quotas, URL signing, and the use cases the handlers build over them); tests inject it.
  */
 export function createAdapters(config: Config, options: { now?: () => Date } = {}) {
+  const now = options.now ?? (() => new Date());
   const clients = createClients(config);
-  const table = new RecordsTable(clients.dynamo, { tableName: config.tableName, ...options });
+  const table = new RecordsTable(clients.dynamo, { tableName: config.tableName, now });
   const retentionSeconds = config.limits.recordRetentionDays * 86_400;
   return {
+    now,
     clients,
     table,
     records: new DynamoImageRecords(table, { retentionSeconds }),
@@ -27,7 +30,7 @@ export function createAdapters(config: Config, options: { now?: () => Date } = {
     sharedFiles: new DynamoSharedFiles(table),
     quotas: new DynamoQuotas(table),
     objects: new S3ObjectStore(clients.s3),
-    signer: urlSigner(config, new S3UrlSigner(clients.s3, options)),
+    signer: urlSigner(config, new S3UrlSigner(clients.s3, { now })),
   };
 }
 

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BatchCompletedEventSchema } from '../../contract/index.ts';
 import { encodeEventKey } from '../../functions/shared/notify/s3-events.ts';
 import { eventLogPath } from '../../local/glue/events.ts';
+import { webhookSecretPath } from '../../local/glue/webhook-secret.ts';
 import { readLocalSettings } from '../../local/settings.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
 import { apiClient, type LocalFile, loadFile, putUpload, type UploadItem } from '../support/api-client.ts';
@@ -17,6 +18,8 @@ import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-r
 
 const UPLOADS = 'photo-intake-uploads';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** The stack's WEBHOOK_SECRET setting (32 bytes in base64, as the stack makes its own). */
+const WEBHOOK_SECRET = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
 
 /**
  * Webhooks and metrics with the stack in this process: duplicate S3 events and a retried optimizer
@@ -41,6 +44,7 @@ describe('webhooks and metrics on the local stack', () => {
       LOG_LEVEL: 'SILENT',
       WEBHOOK_TIMEOUT_MS: '2000',
       WEBHOOK_RETRY_DELAYS_SECONDS: '1,1,1',
+      WEBHOOK_SECRET,
     });
     stack = await startLocalStack(settings, (line) => logs.push(line), {
       wrapEndpoint: async (service, endpoint) => {
@@ -61,7 +65,8 @@ describe('webhooks and metrics on the local stack', () => {
   });
 
   async function receiver(answer?: Parameters<typeof startWebhookReceiver>[1]) {
-    const started = await startWebhookReceiver(stack.webhookSecret, answer);
+    // Every receiver verifies with the configured secret: it is the one webhooks are signed with.
+    const started = await startWebhookReceiver(WEBHOOK_SECRET, answer);
     receivers.push(started);
     return started;
   }
@@ -145,6 +150,12 @@ describe('webhooks and metrics on the local stack', () => {
     expect(completed).toHaveLength(1);
   });
 
+  it('signs with WEBHOOK_SECRET when it is set, and makes no secret of its own', async () => {
+    expect(stack.webhookSecret).toBe(WEBHOOK_SECRET);
+    await expect(readFile(webhookSecretPath(dataDir), 'utf8')).rejects.toThrow(/ENOENT/);
+    // The deliveries each test's receiver verifies with WEBHOOK_SECRET are the proof it is applied.
+  });
+
   it('is not slowed down by a receiver that never answers', async () => {
     const silent = await receiver(() => 'hang');
     const [photo, other] = await photos('valid/sharp--Landscape_2.jpg', 'valid/sharp--Landscape_3.jpg');
@@ -187,13 +198,20 @@ describe('webhooks and metrics on the local stack', () => {
     const before = await scrape(stack.apiUrl);
     const batch = await uploadBatch('push-metrics', files);
     const done = await batch.api.waitForBatch(batch.batchId, 90_000);
-    // The relay hands events on just after the move commits: wait until the completion has been counted.
+    // The relay hands events on just after each move commits: wait until the completion and every
+    // image are counted.
+    const finished = (text: string) =>
+      labelSets(text).reduce(
+        (sum, labels) => sum + value(text, `photo_intake_images_finished_total{${labels}}`),
+        0,
+      );
     let after = await scrape(stack.apiUrl);
     for (
       let i = 0;
       i < 40 &&
-      value(after, 'photo_intake_batches_completed_total') ===
-        value(before, 'photo_intake_batches_completed_total');
+      (value(after, 'photo_intake_batches_completed_total') ===
+        value(before, 'photo_intake_batches_completed_total') ||
+        finished(after) - finished(before) < files.length);
       i++
     ) {
       await sleep(250);

@@ -3,7 +3,7 @@ import { newId } from '../../shared/ids.ts';
 import type { BatchRecords, Quotas, SharedFileRecords, SharedFiles } from '../../shared/records/ports.ts';
 import type { ImageItem, RejectedItem, StoredCounts } from '../../shared/records/types.ts';
 import { uploadKey } from '../../shared/storage/object-keys.ts';
-import type { UrlSigner } from '../../shared/storage/ports.ts';
+import { type UrlSigner, uploadWindow } from '../../shared/storage/ports.ts';
 import { ApiError } from '../errors.ts';
 import {
   type FileRequest,
@@ -41,7 +41,7 @@ export async function createBatch(
   if (callbackUrl !== undefined) await deps.callbacks.check(callbackUrl);
   const now = (deps.now ?? (() => new Date()))();
   const createdAt = now.toISOString();
-  const expiresAt = new Date(now.getTime() + deps.limits.uploadUrlTtlSeconds * 1000).toISOString();
+  const { signedAt, expiresAt } = uploadWindow(now, deps.limits.uploadUrlTtlSeconds);
   const batchId = newId();
 
   const duplicates = await findDuplicates(deps, owner, validated);
@@ -80,6 +80,7 @@ export async function createBatch(
                 contentLength: record.size,
                 sha256Hex: record.sha256,
                 expiresInSeconds: deps.limits.uploadUrlTtlSeconds,
+                signedAt,
               }),
         ),
       ),

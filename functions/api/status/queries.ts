@@ -5,7 +5,7 @@ import { countsAt } from '../../shared/records/batch-row.ts';
 import type { BatchRecords, ImageRecords, Quotas, SharedFileRecords } from '../../shared/records/ports.ts';
 import type { ImageItem } from '../../shared/records/types.ts';
 import { imageFolder } from '../../shared/storage/object-keys.ts';
-import type { ObjectStore, UrlSigner } from '../../shared/storage/ports.ts';
+import { type ObjectStore, type UrlSigner, uploadWindow } from '../../shared/storage/ports.ts';
 import { ApiError, notFound } from '../errors.ts';
 import { itemState, toImageView, toItemView, weakEtag } from './views.ts';
 
@@ -132,7 +132,7 @@ export async function renewUpload(deps: StatusDeps, owner: string, imageId: stri
   if (await deps.objects.head(deps.uploadBucket, item.key)) throw alreadyUploaded();
 
   const now = clock(deps);
-  const expiresAt = new Date(now.getTime() + deps.uploadUrlTtlSeconds * 1000).toISOString();
+  const { signedAt, expiresAt } = uploadWindow(now, deps.uploadUrlTtlSeconds);
   let moved = await deps.moves.reopen(item, expiresAt, deps.maxOpenUploads);
   if (!moved.applied && moved.reason === 'quota') {
     // The counter may still hold uploads whose URLs ran out: reserve against what is really open,
@@ -159,6 +159,7 @@ export async function renewUpload(deps: StatusDeps, owner: string, imageId: stri
     contentLength: item.size,
     sha256Hex: item.sha256,
     expiresInSeconds: deps.uploadUrlTtlSeconds,
+    signedAt,
   });
   return { imageId: item.imageId, expiresAt, upload };
 }

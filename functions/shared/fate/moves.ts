@@ -106,6 +106,9 @@ export class DynamoStatusMoves implements StatusMoves {
           // A retry after a crash or a transient error starts here; it changes no count.
           return { to, set: { updatedAt: now, startedAt: now }, add: { attempts: 1 }, settledDelta: 0 };
         }
+        // Not forward: refused, and a move to where the image already is too (a second `uploaded`, from
+        // a repeated event or the reconciler racing the notification): the first landing stands, and
+        // the caller learns the move was not its own (the reconciler queues only what it moved).
         if (STATUS_RANK[item.status] >= STATUS_RANK[to]) return { refuse: 'stale' };
         return {
           to,
@@ -187,9 +190,18 @@ export class DynamoStatusMoves implements StatusMoves {
   reopen(image: ImageRef, uploadExpiresAt: string, maxOpenUploads: number): Promise<TransitionResult> {
     return this.#move(image, (item) => {
       const time = this.#table.now().toISOString();
-      const batchSet = { pendingUntil: uploadExpiresAt };
+      // Kept as long past the new URL's end as past the first one's (RECORD_RETENTION_DAYS), and so
+      // is its batch, or TTL could remove them while the new URL still works.
+      const expiresAtEpoch = epochSeconds(new Date(uploadExpiresAt)) + this.#retentionSeconds;
+      const ttl = { [TABLE_SCHEMA.ttlAttribute]: expiresAtEpoch };
+      const batchSet = { pendingUntil: uploadExpiresAt, ...ttl };
       if (item.status === 'pending') {
-        return { to: 'pending', set: { uploadExpiresAt, updatedAt: time }, settledDelta: 0, batchSet };
+        return {
+          to: 'pending',
+          set: { uploadExpiresAt, updatedAt: time, ...ttl },
+          settledDelta: 0,
+          batchSet,
+        };
       }
       if (item.status !== 'expired') return { refuse: 'stale' };
       // Settled as expired, now waiting again: it counts as open, and the batch is no longer complete.
@@ -200,6 +212,7 @@ export class DynamoStatusMoves implements StatusMoves {
           status: 'pending',
           uploadExpiresAt,
           updatedAt: time,
+          ...ttl,
           openOwner: item.owner,
           openShard: openShard(item.imageId),
         },

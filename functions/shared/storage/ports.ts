@@ -9,6 +9,11 @@ export interface PresignPutRequest {
   /** The file's SHA-256 as 64 hex characters; when given, storage refuses other bytes. */
   sha256Hex?: string | undefined;
   expiresInSeconds: number;
+  /**
+   * When the URL's lifetime starts (default: now). SigV4 dates have whole seconds, so a caller that
+   * tells users when the URL expires passes a whole second and adds `expiresInSeconds` to it.
+   */
+  signedAt?: Date;
 }
 
 export interface UrlSigner {
@@ -59,4 +64,13 @@ export interface ObjectStore {
   deleteUnder(bucket: string, prefix: string): Promise<void>;
   /** Keys under a prefix, page by page. */
   list(bucket: string, prefix: string): AsyncIterable<string>;
+}
+
+/**
+ * When an upload URL signed now stops working: its signing time is `now` cut to the whole second
+ * (what SigV4 signs), so the `expiresAt` told to users is exactly the URL's own expiry, never later.
+ */
+export function uploadWindow(now: Date, ttlSeconds: number): { signedAt: Date; expiresAt: string } {
+  const signedAt = new Date(Math.floor(now.getTime() / 1000) * 1000);
+  return { signedAt, expiresAt: new Date(signedAt.getTime() + ttlSeconds * 1000).toISOString() };
 }

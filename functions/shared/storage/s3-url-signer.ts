@@ -80,7 +80,7 @@ export class S3UrlSigner implements UrlSigner {
    * another length therefore fails the signature.
    */
   async presignPut(request: PresignPutRequest): Promise<PresignedUpload> {
-    const { bucket, key, contentType, contentLength, sha256Hex, expiresInSeconds } = request;
+    const { bucket, key, contentType, contentLength, sha256Hex, expiresInSeconds, signedAt } = request;
     if (sha256Hex !== undefined && !SHA256_HEX.test(sha256Hex)) {
       throw new TypeError('sha256Hex must be 64 hexadecimal characters');
     }
@@ -111,6 +111,7 @@ export class S3UrlSigner implements UrlSigner {
     }
     const signed = await template.presigner.presign(toSign, {
       expiresIn: expiresInSeconds,
+      signingDate: signedAt ?? this.#now(),
       signableHeaders: PUT_SIGNABLE,
       unhoistableHeaders: PUT_UNHOISTABLE,
       ...signing(template),

@@ -56,12 +56,13 @@ describe('status moves refuse what they must, when raced', () => {
   let moves: DynamoStatusMoves;
   let records: DynamoImageRecords;
   let table: RecordsTable;
+  let documents: DynamoDBDocumentClient;
 
   beforeAll(async () => {
     server = await startDynamoServer({});
     const client = new DynamoDBClient({ region: 'us-east-1', endpoint: server.endpoint, credentials });
     await ensureTable(client, TABLE);
-    const documents = DynamoDBDocumentClient.from(client, {
+    documents = DynamoDBDocumentClient.from(client, {
       marshallOptions: { removeUndefinedValues: true },
     });
     table = new RecordsTable(documents, { tableName: TABLE });
@@ -180,6 +181,39 @@ describe('status moves refuse what they must, when raced', () => {
     expect(await racer.advance(ref, 'uploaded')).toMatchObject({ applied: false, reason: 'stale' });
     expect(await read(ref)).toMatchObject({ status: 'processing', attempts: 1 });
     expect((await batchOf(batchId)).counts).toMatchObject({ pending: 1, uploaded: 0, processing: 1 });
+  });
+
+  // The reconciler found the object with its record still `pending` and moves it to `uploaded`; the
+  // optimizer's notification landed it first. The image landed once: its first landing stands, and
+  // the reconciler is told the move was not its own (so it does not queue the image a second time).
+  it('refuses uploaded -> uploaded: a second landing keeps the first landedAt and queues nothing', async () => {
+    const { batchId, refs } = await makeBatch(2);
+    const [ref] = refs as [(typeof refs)[0]];
+    const firstLanding = '2026-03-01T10:00:00.000Z';
+    const secondLanding = '2026-03-01T10:05:00.000Z';
+    // The second move runs on a later clock, so a rewrite would show in `updatedAt` too.
+    const laterTable = new RacingTable(documents, {
+      tableName: TABLE,
+      now: () => new Date(Date.parse(secondLanding) + 1000),
+    });
+    const later = new DynamoStatusMoves(laterTable, { retentionSeconds: 60 });
+    laterTable.interleave(() => moves.advance(ref, 'uploaded', { landedAt: firstLanding }));
+    expect(await later.advance(ref, 'uploaded', { landedAt: secondLanding })).toMatchObject({
+      applied: false,
+      reason: 'stale',
+      item: { status: 'uploaded', landedAt: firstLanding },
+    });
+    const landed = await read(ref);
+    const batchAfterLanding = await batchOf(batchId);
+    // And again without a race: a duplicate event for an image that already landed.
+    expect(await later.advance(ref, 'uploaded', { landedAt: secondLanding })).toMatchObject({
+      applied: false,
+      reason: 'stale',
+    });
+    expect(await read(ref)).toEqual(landed);
+    expect(landed).toMatchObject({ status: 'uploaded', landedAt: firstLanding });
+    expect(await batchOf(batchId)).toEqual(batchAfterLanding);
+    expect(batchAfterLanding.counts).toMatchObject({ pending: 1, uploaded: 1 });
   });
 
   it('refuses a backward move: processing (a retry) after ready', async () => {

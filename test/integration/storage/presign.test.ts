@@ -13,12 +13,13 @@ import { localS3Client } from '../../support/local-clients.ts';
 
 const BUCKET = 'presign-test';
 const sha256Hex = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('presigned URLs against the local S3 server', () => {
   let directory: string;
   let server: S3Server;
   let signer: S3UrlSigner;
+  /** The signer's clock: one instant for the whole file. */
+  let now: Date;
   let store: S3ObjectStore;
   const events: S3Event[] = [];
   /** What the listener saw when it ran: could the object already be read, in full? */
@@ -29,7 +30,7 @@ describe('presigned URLs against the local S3 server', () => {
     server = await startS3Server({ directory, buckets: [BUCKET], corsAllowedOrigins: ['*'] });
     const client = localS3Client(server.endpoint);
     // One instant for the whole file: the GET URL test does not depend on the hour turning mid-test.
-    const now = new Date();
+    now = new Date();
     signer = new S3UrlSigner(client, { now: () => now });
     store = new S3ObjectStore(client);
     server.onObjectCreated(async (event) => {
@@ -166,8 +167,11 @@ describe('presigned URLs against the local S3 server', () => {
 
   it('refuses an expired URL with 403', async () => {
     const body = Buffer.from('too late');
-    const upload = await presign('uploads/late.jpg', body, { expiresInSeconds: 1 });
-    await sleep(2100);
+    // Signed 10 s ago for 1 s: long expired by the endpoint's clock, without waiting for it.
+    const upload = await presign('uploads/late.jpg', body, {
+      expiresInSeconds: 1,
+      signedAt: new Date(Date.now() - 10_000),
+    });
 
     const response = await send(upload, body);
     expect(response.status).toBe(403);
@@ -268,7 +272,9 @@ describe('presigned URLs against the local S3 server', () => {
       ),
     );
     const expiresAt = signedAt + Number(params.get('X-Amz-Expires')) * 1000;
-    expect(expiresAt - Date.now()).toBeGreaterThanOrEqual(3600 * 1000);
+    // At least an hour from when it was asked for, whatever the minute of the hour (not measured
+    // against the wall clock, which may have turned the hour since the file's clock was taken).
+    expect(expiresAt - now.getTime()).toBeGreaterThanOrEqual(3600 * 1000);
 
     const response = await fetch(url);
     expect(response.status).toBe(200);
