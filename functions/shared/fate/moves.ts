@@ -73,6 +73,8 @@ interface Plan {
   /** Extra batch attributes to set (and to remove). */
   batchSet?: Record<string, unknown>;
   batchRemove?: string[];
+  /** Batch attributes that must still hold the values the decision was made on. */
+  batchExpect?: Record<string, number>;
   events?: (item: ImageItem) => PipelineEvent[];
 }
 
@@ -160,6 +162,8 @@ export class DynamoStatusMoves implements StatusMoves {
                 ...(originalKey ? { originalKey } : {}),
               },
               remove: [TABLE_SCHEMA.ttlAttribute, 'error', 'openOwner', 'openShard'],
+              // Nor is its batch removed while it holds one: DELETE and the batch's status need it.
+              batchRemove: [TABLE_SCHEMA.ttlAttribute],
               events: imageEvent,
             };
           }
@@ -188,19 +192,26 @@ export class DynamoStatusMoves implements StatusMoves {
   }
 
   reopen(image: ImageRef, uploadExpiresAt: string, maxOpenUploads: number): Promise<TransitionResult> {
-    return this.#move(image, (item) => {
+    return this.#move(image, (item, batch) => {
       const time = this.#table.now().toISOString();
       // Kept as long past the new URL's end as past the first one's (RECORD_RETENTION_DAYS), and so
-      // is its batch, or TTL could remove them while the new URL still works.
+      // is its batch, or TTL could remove them while the new URL still works; a batch holding a ready
+      // image has no TTL (ready images are kept until deleted), and keeps none, as long as it holds one.
       const expiresAtEpoch = epochSeconds(new Date(uploadExpiresAt)) + this.#retentionSeconds;
       const ttl = { [TABLE_SCHEMA.ttlAttribute]: expiresAtEpoch };
-      const batchSet = { pendingUntil: uploadExpiresAt, ...ttl };
+      const holdsReady = (batch?.counts.ready ?? 0) > 0;
+      const batchSide = holdsReady
+        ? { batchSet: { pendingUntil: uploadExpiresAt } }
+        : {
+            batchSet: { pendingUntil: uploadExpiresAt, ...ttl },
+            batchExpect: { [countAttribute('ready')]: 0 },
+          };
       if (item.status === 'pending') {
         return {
           to: 'pending',
           set: { uploadExpiresAt, updatedAt: time, ...ttl },
           settledDelta: 0,
-          batchSet,
+          ...batchSide,
         };
       }
       if (item.status !== 'expired') return { refuse: 'stale' };
@@ -218,7 +229,7 @@ export class DynamoStatusMoves implements StatusMoves {
         },
         settledDelta: -1,
         openMax: maxOpenUploads,
-        batchSet,
+        ...batchSide,
         batchRemove: ['completedAt'],
       };
     });
@@ -284,7 +295,7 @@ export class DynamoStatusMoves implements StatusMoves {
    */
   async #move(
     image: ImageRef,
-    decide: (item: ImageItem) => Decision,
+    decide: (item: ImageItem, batch: BatchRecord | undefined) => Decision,
     options: { imageOnly?: boolean; seen?: ImageItem | undefined } = {},
   ) {
     let withBatch = !options.imageOnly;
@@ -297,7 +308,7 @@ export class DynamoStatusMoves implements StatusMoves {
             : await this.#readImage(image);
       if (!read) return { applied: false, reason: 'missing' } as const;
       const { item } = read;
-      const plan = decide(item);
+      const plan = decide(item, read.batch);
       if ('refuse' in plan) return { applied: false, reason: 'stale', item } as const;
       // From here on (a refused write, or a plan that settles after all), read the batch too.
       withBatch = true;
@@ -325,6 +336,7 @@ export class DynamoStatusMoves implements StatusMoves {
             exact: completing,
             batchSet: plan.batchSet,
             batchRemove: plan.batchRemove,
+            batchExpect: plan.batchExpect,
           },
         ),
         ...events.map((event) => this.#outboxPut(event)),
@@ -430,6 +442,7 @@ export class DynamoStatusMoves implements StatusMoves {
       exact: boolean;
       batchSet?: Record<string, unknown> | undefined;
       batchRemove?: string[] | undefined;
+      batchExpect?: Record<string, number> | undefined;
     },
   ): TransactItem {
     const adds = new Map<string, number>([['version', 1]]);
@@ -468,6 +481,10 @@ export class DynamoStatusMoves implements StatusMoves {
     } else if (move.settledDelta > 0 && batch) {
       Object.assign(values, { ':lastButOne': batch.total - 1, ':total': batch.total });
       condition += ' AND settled < :lastButOne AND #total = :total';
+    }
+    for (const [i, [attribute, expected]] of Object.entries(options.batchExpect ?? {}).entries()) {
+      values[`:e${i}`] = expected;
+      condition += ` AND ${attribute} = :e${i}`;
     }
     return {
       Update: {

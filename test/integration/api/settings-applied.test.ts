@@ -271,7 +271,7 @@ describe("settings applied through the handlers' wiring", () => {
   });
 
   describe('RECORD_RETENTION_DAYS', () => {
-    it('is how long DynamoDB keeps a record that never became ready: its TTL is the moment it stopped + the days', async () => {
+    it('is how long DynamoDB keeps a record that never became ready: its TTL is the moment it stopped + the days; a ready image and its batch have none', async () => {
       const api = startApi(
         { RECORD_RETENTION_DAYS: '2', UPLOAD_URL_TTL_SECONDS: '120' },
         '2026-05-01T08:00:00.000Z',
@@ -307,7 +307,17 @@ describe("settings applied through the handlers' wiring", () => {
       // Expired (settled by the reconciler, whenever it runs): still 2 days past its URL's end.
       await api.adapters.moves.settle(waits, { status: 'expired' });
       expect((await rowOf(itemKey(batchId, waits.imageId)))?.expiresAtEpoch).toBe(untilUnused);
-      // Ready: kept until deleted.
+      // Given a fresh URL: kept 2 days past the new URL's end, and so is its batch.
+      const renew = () =>
+        api.request('POST /v1/images/{imageId}/upload', { pathParameters: { imageId: renewed.imageId } });
+      const fresh = await renew();
+      expect(fresh.body.expiresAt).toBe('2026-05-03T17:47:30.000Z');
+      const untilRenewedUnused = epochSeconds(fresh.body.expiresAt) + 2 * DAY_SECONDS;
+      expect((await rowOf(itemKey(batchId, renewed.imageId)))?.expiresAtEpoch).toBe(untilRenewedUnused);
+      expect((await rowOf(batchKey(batchId)))?.expiresAtEpoch).toBe(untilRenewedUnused);
+
+      // Ready: kept until deleted, and so is the batch that holds it (DELETE and its status need it),
+      // even when another of its images is given a fresh URL later.
       await api.adapters.moves.advance(ready, 'processing');
       await api.adapters.moves.settle(ready, {
         status: 'ready',
@@ -316,15 +326,14 @@ describe("settings applied through the handlers' wiring", () => {
       const readyRow = await rowOf(itemKey(batchId, ready.imageId));
       expect(readyRow?.status).toBe('ready');
       expect(readyRow?.expiresAtEpoch).toBeUndefined();
-
-      // Given a fresh URL: kept 2 days past the new URL's end, and so is its batch.
-      const fresh = await api.request('POST /v1/images/{imageId}/upload', {
-        pathParameters: { imageId: renewed.imageId },
-      });
-      expect(fresh.body.expiresAt).toBe('2026-05-03T17:47:30.000Z');
-      const untilRenewedUnused = epochSeconds(fresh.body.expiresAt) + 2 * DAY_SECONDS;
-      expect((await rowOf(itemKey(batchId, renewed.imageId)))?.expiresAtEpoch).toBe(untilRenewedUnused);
-      expect((await rowOf(batchKey(batchId)))?.expiresAtEpoch).toBe(untilRenewedUnused);
+      expect((await rowOf(batchKey(batchId)))?.expiresAtEpoch).toBeUndefined();
+      api.clock.now = Date.parse('2026-05-04T09:00:00.000Z');
+      const again = await renew();
+      expect(again.body.expiresAt).toBe('2026-05-04T09:02:00.000Z');
+      expect((await rowOf(itemKey(batchId, renewed.imageId)))?.expiresAtEpoch).toBe(
+        epochSeconds('2026-05-04T09:02:00.000Z') + 2 * DAY_SECONDS,
+      );
+      expect((await rowOf(batchKey(batchId)))?.expiresAtEpoch).toBeUndefined();
     });
   });
 

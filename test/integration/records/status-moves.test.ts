@@ -5,7 +5,13 @@ import type { PipelineEvent } from '../../../functions/shared/fate/events.ts';
 import { DynamoStatusMoves, type Outcome } from '../../../functions/shared/fate/moves.ts';
 import { newId } from '../../../functions/shared/ids.ts';
 import { DynamoImageRecords } from '../../../functions/shared/records/image-records.ts';
-import { OPEN_SHARDS, outboxPartition } from '../../../functions/shared/records/schema.ts';
+import {
+  batchKey,
+  itemKey,
+  OPEN_SHARDS,
+  outboxPartition,
+  TABLE_SCHEMA,
+} from '../../../functions/shared/records/schema.ts';
 import { RecordsTable, type TransactItem } from '../../../functions/shared/records/table.ts';
 import type { BatchRecord, ImageItem, ReadyFacts } from '../../../functions/shared/records/types.ts';
 import { ensureTable, startDynamoServer } from '../../../local/emulators/dynamodb.ts';
@@ -324,6 +330,18 @@ describe('status moves refuse what they must, when raced', () => {
       settled: 0,
       counts: { ready: 0, processing: 0 },
     });
+  });
+
+  it('gives no TTL back to a batch whose image became ready after a fresh URL was decided', async () => {
+    const { batchId, refs } = await makeBatch(2);
+    const [a, b] = refs as [(typeof refs)[0], (typeof refs)[0]];
+    await processing(a);
+    racing.interleave(() => moves.settle(a, READY()));
+    expect((await racer.reopen(b, new Date(Date.now() + 3_600_000).toISOString(), 5000)).applied).toBe(true);
+    expect(await read(a)).toMatchObject({ status: 'ready' });
+    // A ready image is kept until deleted, and so is its batch: no TTL may remove it.
+    expect((await table.get(batchKey(batchId)))?.[TABLE_SCHEMA.ttlAttribute]).toBeUndefined();
+    expect((await table.get(itemKey(b.batchId, b.imageId)))?.[TABLE_SCHEMA.ttlAttribute]).toBeGreaterThan(0);
   });
 
   it('settles from the image as the caller saw it, and reads again when that view was stale', async () => {
