@@ -304,14 +304,13 @@ describe('work queue and optimizer', () => {
     expect(resource(stack.optimizer.function.logGroup).Properties.RetentionInDays).toBe(30);
   });
 
-  it('consumes the queue in small batches with partial failures and bounded concurrency', () => {
+  it('consumes the queue one image per invocation with partial failures and bounded concurrency', () => {
     // The optimizer's, the relay's (table stream) and the notifier's (webhook queue).
     template.resourceCountIs('AWS::Lambda::EventSourceMapping', 3);
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
       FunctionName: ref(stack.optimizer.function.fn),
       EventSourceArn: arn(stack.optimizer.queue),
-      BatchSize: 5,
-      MaximumBatchingWindowInSeconds: 1,
+      BatchSize: 1,
       FunctionResponseTypes: ['ReportBatchItemFailures'],
       ScalingConfig: { MaximumConcurrency: 7 },
     });
