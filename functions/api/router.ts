@@ -19,6 +19,7 @@ import {
   type Tagged,
 } from './status/queries.ts';
 import { etagMatches } from './status/views.ts';
+import { apiUrlSigner } from './url-signer.ts';
 
 export interface ApiDeps {
   uploads: CreateBatchDeps;
@@ -45,7 +46,8 @@ export function apiDepsFrom(
   >,
   observed: { logger: ApiDeps['logger']; metrics: CreateBatchDeps['metrics'] },
 ): ApiDeps {
-  const { records, moves, sharedFiles, quotas, objects, signer, now } = adapters;
+  const { records, moves, sharedFiles, quotas, objects, now } = adapters;
+  const signer = apiUrlSigner(config, adapters.signer);
   return {
     uploads: {
       batches: records,
