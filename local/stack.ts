@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { createAdapters } from '../functions/shared/adapters.ts';
+import { createTable } from '../functions/shared/adapters.ts';
 import { getConfig } from '../functions/shared/config.ts';
 import { observeEvents } from '../functions/shared/fate/observe.ts';
 import { fanOut, webhookQueueSink } from '../functions/shared/push/sinks.ts';
@@ -9,6 +9,7 @@ import { fileEventSink, startOutboxRelay } from './glue/events.ts';
 import { startGateway } from './glue/gateway.ts';
 import { notificationBridge } from './glue/notifications.ts';
 import { startPoller } from './glue/poller.ts';
+import { PrometheusMetrics } from './glue/prometheus.ts';
 import { localWebhookSecret } from './glue/webhook-secret.ts';
 import type { LocalSettings } from './settings.ts';
 
@@ -117,7 +118,6 @@ export async function startLocalStack(
     SQS_ENDPOINT: handlerEndpoints.sqs,
     MAX_RECEIVE_COUNT: String(settings.maxReceiveCount),
     PROCESSING_TIMEOUT_MS: String(settings.processingTimeoutMs),
-    METRICS_EXPORTER: 'prometheus',
     CALLBACK_ALLOW_PRIVATE: String(webhooks.allowPrivate),
     WEBHOOK_QUEUE_URL: webhookQueue.queueUrl,
     WEBHOOK_SECRET: webhookSecret,
@@ -126,12 +126,15 @@ export async function startLocalStack(
     POWERTOOLS_LOG_LEVEL: settings.logLevel,
     POWERTOOLS_DEV: 'true',
   });
-  const [api, optimizer, reconciler, notifier, observability] = await Promise.all([
+  // Every function here records into one Prometheus registry (`GET /metrics`), set before they load.
+  const observability = await import('../functions/shared/observability.ts');
+  const prometheus = new PrometheusMetrics();
+  observability.recordMetricsWith(prometheus);
+  const [api, optimizer, reconciler, notifier] = await Promise.all([
     import('../functions/api/handler.ts'),
     import('../functions/optimizer/handler.ts'),
     import('../functions/reconciler/handler.ts'),
     import('../functions/notifier/handler.ts'),
-    import('../functions/shared/observability.ts'),
   ]);
 
   const onError = (where: string) => (error: unknown) =>
@@ -167,7 +170,7 @@ export async function startLocalStack(
   const observe = observeEvents(metrics, logger);
   events.subscribe((fresh) => observe.publish(fresh));
   const relay = startOutboxRelay(
-    createAdapters(getConfig()).table,
+    createTable(getConfig()),
     fanOut(webhookQueueSink(sqs, webhookQueue.queueUrl), events),
     { onItemsInserted: emulators.onItemsInserted, sweepMs: 5_000, onError: onError('events') },
   );
@@ -202,12 +205,10 @@ export async function startLocalStack(
     port: settings.port,
     corsAllowedOrigins: settings.corsAllowedOrigins,
     handler: api.handler,
-    metrics: async () => {
-      const registry = observability.prometheusRegistry();
-      return registry
-        ? { contentType: registry.contentType, body: await registry.metrics() }
-        : { contentType: 'text/plain', body: '' };
-    },
+    metrics: async () => ({
+      contentType: prometheus.registry.contentType,
+      body: await prometheus.registry.metrics(),
+    }),
     onError: onError('api'),
   });
 

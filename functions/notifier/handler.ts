@@ -1,11 +1,11 @@
 import { ChangeMessageVisibilityCommand } from '@aws-sdk/client-sqs';
 import type { SQSEvent } from 'aws-lambda';
-import { createSqsClient } from '../shared/clients.ts';
 import { ConfigError, getConfig } from '../shared/config.ts';
 import { observability } from '../shared/observability.ts';
 import { CallbackPolicy } from '../shared/push/callback-url.ts';
 import { loadWebhookSecret } from '../shared/push/secret.ts';
 import { WebhookSigner } from '../shared/push/webhooks.ts';
+import { createSqsClient } from '../shared/sqs-client.ts';
 import { postWebhook } from './post-webhook.ts';
 import { type NotifierDeps, processDeliveries } from './process-deliveries.ts';
 

@@ -1,5 +1,5 @@
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { PipelineMetrics } from '../shared/observability.ts';
 import type { WebhookJob, WebhookSigner } from '../shared/push/webhooks.ts';
 import type { Attempt } from './post-webhook.ts';

@@ -1,8 +1,8 @@
 import * as z from 'zod';
 import { createAdapters } from '../shared/adapters.ts';
-import { createSqsClient } from '../shared/clients.ts';
 import { ConfigError, getConfig } from '../shared/config.ts';
 import { observability } from '../shared/observability.ts';
+import { createSqsClient } from '../shared/sqs-client.ts';
 import { type ReconcileDeps, type ReconcileReport, reconcile, reconcileOptionsFrom } from './reconcile.ts';
 import { SqsWorkQueue } from './sqs-work-queue.ts';
 

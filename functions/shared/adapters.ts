@@ -1,4 +1,4 @@
-import { createClients } from './clients.ts';
+import { createDocumentClient, createS3Client } from './clients.ts';
 import type { Config } from './config.ts';
 import { DynamoStatusMoves } from './fate/moves.ts';
 import { DynamoImageRecords } from './records/image-records.ts';
@@ -15,19 +15,26 @@ import { S3UrlSigner } from './storage/s3-url-signer.ts';
  */
 export function createAdapters(config: Config, options: { now?: () => Date } = {}) {
   const now = options.now ?? (() => new Date());
-  const clients = createClients(config);
-  const table = new RecordsTable(clients.dynamo, { tableName: config.tableName, now });
+  const s3 = createS3Client(config);
+  const table = createTable(config, { now });
   const retentionSeconds = config.limits.recordRetentionDays * 86_400;
   return {
     now,
-    clients,
     table,
     records: new DynamoImageRecords(table, { retentionSeconds }),
     moves: new DynamoStatusMoves(table, { retentionSeconds }),
     sharedFiles: new DynamoSharedFiles(table),
     quotas: new DynamoQuotas(table),
-    objects: new S3ObjectStore(clients.s3),
+    objects: new S3ObjectStore(s3),
     /** Presigned S3 URLs (the API signs variant GETs through CloudFront where there is one: api/url-signer.ts). */
-    signer: new S3UrlSigner(clients.s3, { now }),
+    signer: new S3UrlSigner(s3, { now }),
   };
+}
+
+/** The records table alone, for a function that touches nothing else (the relay): no S3 client in its bundle. */
+export function createTable(config: Config, options: { now?: () => Date } = {}): RecordsTable {
+  return new RecordsTable(createDocumentClient(config), {
+    tableName: config.tableName,
+    ...(options.now ? { now: options.now } : {}),
+  });
 }

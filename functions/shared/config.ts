@@ -110,8 +110,6 @@ const EnvSchema = z.object({
   VARIANTS_CDN_URL: z.url({ protocol: /^https$/ }).optional(),
   CLOUDFRONT_KEY_PAIR_ID: z.string().min(1).optional(),
   CLOUDFRONT_PRIVATE_KEY_SECRET_ARN: z.string().min(1).optional(),
-  /** `emf` (CloudWatch, through the function's log) or `prometheus` (the local stack's `GET /metrics`). */
-  METRICS_EXPORTER: z.enum(['emf', 'prometheus']).default('emf'),
   /** Webhooks: `true` also allows `http` and private, loopback or link-local targets (the local stack). */
   CALLBACK_ALLOW_PRIVATE: flag,
   /** Webhooks: the queue the notifier reads (unset: batches' webhooks are not sent). */
@@ -169,7 +167,6 @@ export interface Config {
   endpoints: { s3: string | undefined; dynamodb: string | undefined; sqs: string | undefined };
   /** Set when CloudFront serves and signs variant URLs. */
   cdn: { url: string; keyPairId: string; privateKeySecretArn: string } | undefined;
-  metricsExporter: 'emf' | 'prometheus';
   push: {
     allowPrivateCallbacks: boolean;
     webhookQueueUrl: string | undefined;
@@ -237,7 +234,6 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
             privateKeySecretArn: cdn.CLOUDFRONT_PRIVATE_KEY_SECRET_ARN,
           }
         : undefined,
-    metricsExporter: e.METRICS_EXPORTER,
     push: {
       allowPrivateCallbacks: e.CALLBACK_ALLOW_PRIVATE,
       webhookQueueUrl: e.WEBHOOK_QUEUE_URL,
