@@ -4,7 +4,8 @@
  * asset alone in an empty folder, the template's environment; test/support/lambda-assets.ts, shared
  * with test/infra/function-start.test.ts). Each start is followed by one invocation against the
  * local emulators (in this process) to show the handler serves: the API a health request, the
- * optimizer an empty SQS batch, the reconciler a scheduled event.
+ * optimizer an empty SQS batch, the reconciler a scheduled event, the relay a stream batch with no
+ * outbox row, the notifier an empty SQS batch.
  *
  * Then what the API bundle holds: esbuild's metafile of a build with the options the stack bundles
  * with (lib/constructs/pipeline-function.ts), the biggest inputs by package and by file.
@@ -16,12 +17,11 @@
  * `performance.now()` at that point (from its time origin). The synth takes about half a minute
  * (esbuild, and npm for the optimizer's native packages) and is not timed.
  */
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type Metafile } from 'esbuild';
-import { startEmulators } from '../local/emulators/index.ts';
 import { projectRoot } from '../test/support/corpus.ts';
 import {
   type DeployedFunctions,
@@ -30,8 +30,8 @@ import {
   type FunctionName,
   type Invocation,
   invokeFresh,
+  startLocalResources,
 } from '../test/support/lambda-assets.ts';
-import { removeDir } from '../test/support/stack-process.ts';
 import {
   closePart,
   type Log,
@@ -44,13 +44,6 @@ import {
 import { distribution, fixed } from './support/stats.ts';
 
 const TARGET_API_MS = 300;
-const NAMES = {
-  uploadBucket: 'coldstart-uploads',
-  variantsBucket: 'coldstart-variants',
-  table: 'coldstart',
-  queue: 'coldstart-work',
-  dlq: 'coldstart-work-dlq',
-};
 
 function option(args: readonly string[], name: string, fallback: number): number {
   const at = args.indexOf(name);
@@ -89,7 +82,13 @@ function eventFor(name: FunctionName): unknown {
       },
     };
   }
-  if (name === 'optimizer') return { Records: [] };
+  if (name === 'optimizer' || name === 'notifier') return { Records: [] };
+  if (name === 'relay') {
+    // A status move: the stream filter would not even hand it on; the relay relays nothing.
+    return {
+      Records: [{ eventName: 'MODIFY', dynamodb: { NewImage: { pk: { S: 'B#x' }, sk: { S: '#BATCH' } } } }],
+    };
+  }
   return {
     version: '0',
     id: `coldstart-${now.getTime()}`,
@@ -160,34 +159,14 @@ export default async function runColdStartBench(log: Log, args: readonly string[
   const loadAtStart = loadAverage();
   log(`reproduce: ${command}`);
   log(`load average at start: ${loadAtStart.join(' ')}`);
-  const scratch = await mkdtemp(path.join(tmpdir(), 'photo-intake-coldstart-'));
-  const emulators = await startEmulators({
-    dataDir: path.join(scratch, 'data'),
-    buckets: { upload: NAMES.uploadBucket, variants: NAMES.variantsBucket },
-    tableName: NAMES.table,
-    queueName: NAMES.queue,
-    dlqName: NAMES.dlq,
-    visibilityTimeoutSeconds: 60,
-    maxReceiveCount: 5,
-  });
+  const local = await startLocalResources('coldstart');
   const details: Record<string, unknown> = { command, runs };
   const lines: ResultLine[] = [];
   let deployed: DeployedFunctions | undefined;
   try {
     log('cdk synth for this CPU, each asset copied to an empty folder (not timed)...');
     const synthStarted = performance.now();
-    deployed = deployFunctions({
-      table: NAMES.table,
-      uploadBucket: NAMES.uploadBucket,
-      variantsBucket: NAMES.variantsBucket,
-      queueUrl: emulators.queueUrl,
-      dlqUrl: emulators.dlqUrl,
-      endpoints: {
-        s3: emulators.s3Endpoint,
-        dynamodb: emulators.dynamodbEndpoint,
-        sqs: emulators.sqsEndpoint,
-      },
-    });
+    deployed = deployFunctions(local.resources);
     log(`  synth done in ${fixed((performance.now() - synthStarted) / 1000, 1)} s`);
     const figures: Record<string, unknown> = {};
     for (const name of FUNCTION_NAMES) {
@@ -260,8 +239,7 @@ export default async function runColdStartBench(log: Log, args: readonly string[
     };
   } finally {
     deployed?.close();
-    await emulators.stop();
-    await removeDir(scratch);
+    await local.stop();
   }
   closePart(log, details, loadAtStart, command);
   return { lines, details };

@@ -155,7 +155,9 @@ export default async function runPipelineBench(log: Log, args: readonly string[]
     log(`CPU profile of the stack process (${profileDir}):`);
     for (const line of (await summarizeProfiles(profileDir, windows)).lines) log(line);
   }
-  log(`  local stack, last upload to batch.completed webhook: ${stackTimes.map((ms) => ms.toFixed(0)).join(', ')} ms`);
+  log(
+    `  local stack, last upload to batch.completed webhook: ${stackTimes.map((ms) => ms.toFixed(0)).join(', ')} ms`,
+  );
 
   log(
     `  stack CPU per round: ${stackCpu.join(', ')} ms, of which its main thread ${mainThreadCpu.join(', ')} ms`,

@@ -1,157 +1,45 @@
-import { spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
-import {
-  cpSync,
-  existsSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { DeleteMessageCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import type { CfnElement } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
-import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ImagePipelineStack } from '../../lib/image-pipeline-stack.ts';
-import { type Emulators, startEmulators } from '../../local/emulators/index.ts';
 import { notificationBridge } from '../../local/glue/notifications.ts';
-import { corpusFile, projectRoot } from '../support/corpus.ts';
+import { corpusFile } from '../support/corpus.ts';
+import {
+  type DeployedFunctions,
+  deployFunctions,
+  type FunctionName,
+  type Invocation,
+  invokeFresh,
+  type LocalStack,
+  REGION,
+  startLocalResources,
+} from '../support/lambda-assets.ts';
 import { LOCAL_CREDENTIALS } from '../support/local-clients.ts';
 import { startWebhookReceiver } from '../support/webhook-receiver.ts';
-import { stageStack } from './cdk-app.ts';
 
 /**
  * Every function starts as deployed: each Lambda asset `cdk synth` wrote is copied into an empty
  * folder (nothing but what the asset ships: no project node_modules above it) and imported by a
  * fresh Node.js 24 process, as Lambda's runtime would, then invoked once against the local
  * emulators. An import error, a missing package or a configuration the function refuses fails here.
- *
- * Synthesized for this machine's CPU (`lambdaArchitecture`), so that sharp's native package in the
- * optimizer's asset is one this machine can load; the bundles themselves do not depend on the CPU.
+ * The synth, the copies, the environment and the runner are test/support/lambda-assets.ts's (shared
+ * with bench/coldstart.ts).
  */
 
-const NODE = join(projectRoot, 'node_modules', '.bin', 'node');
 const PHOTO = corpusFile('valid/sharp--Landscape_1.jpg');
-const REGION = 'us-east-1';
-const NAMES = {
-  uploadBucket: 'start-test-uploads',
-  variantsBucket: 'start-test-variants',
-  table: 'start-test',
-  queue: 'start-test-work',
-  dlq: 'start-test-work-dlq',
-  webhooks: 'start-test-webhooks',
-  webhooksDlq: 'start-test-webhooks-dlq',
-};
-/** Stands in for the Secrets Manager secret (no emulator): the notifier prefers WEBHOOK_SECRET. */
-const WEBHOOK_SECRET = `whsec_${Buffer.alloc(24, 5).toString('base64')}`;
 
-/** Imports the handler from the asset, invokes it with one event, and reports the timings. */
-const RUNNER = `
-const started = performance.now();
-const [handlerUrl, eventFile, resultFile, timeoutMs] = process.argv.slice(2);
-const { readFileSync, writeFileSync } = await import('node:fs');
-const report = (value) => writeFileSync(resultFile, JSON.stringify(value));
-let mod;
-try {
-  mod = await import(handlerUrl);
-} catch (error) {
-  report({ phase: 'import', error: String(error && error.stack || error) });
-  process.exit(1);
-}
-const ready = performance.now();
-if (typeof mod.handler !== 'function') {
-  report({ phase: 'import', error: 'the module exports no handler function' });
-  process.exit(1);
-}
-const deadline = Date.now() + Number(timeoutMs);
-const context = {
-  callbackWaitsForEmptyEventLoop: false,
-  functionName: process.env.AWS_LAMBDA_FUNCTION_NAME,
-  functionVersion: '$LATEST',
-  invokedFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:' + process.env.AWS_LAMBDA_FUNCTION_NAME,
-  memoryLimitInMB: process.env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE,
-  awsRequestId: crypto.randomUUID(),
-  logGroupName: '/aws/lambda/start-test',
-  logStreamName: 'start-test',
-  getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
-};
-try {
-  const result = await mod.handler(JSON.parse(readFileSync(eventFile, 'utf8')), context);
-  report({ phase: 'done', node: process.version, readyMs: ready, importMs: ready - started, invokeMs: performance.now() - ready, result });
-  process.exit(0);
-} catch (error) {
-  report({ phase: 'invoke', error: String(error && error.stack || error) });
-  process.exit(1);
-}
-`;
-
-interface Invocation {
-  node: string;
-  /** From the process's start to the handler being ready (Node bootstrap + import + init). */
-  readyMs: number;
-  importMs: number;
-  invokeMs: number;
-  result: unknown;
-}
-
-interface DeployedFunction {
-  name: string;
-  construct: IConstruct;
-  /** The asset copied to its own empty folder. */
-  dir: string;
-  environment: Record<string, string>;
-  timeoutMs: number;
-  memoryMb: number;
-  bundleBytes: number;
-  assetBytes: number;
-  coldStartsMs: number[];
-}
-
-let outdir: string;
-let scratch: string;
-let stack: ImagePipelineStack;
-let emulators: Emulators;
+let local: LocalStack;
+let deployed: DeployedFunctions;
 let sqs: SQSClient;
 let bridge: ReturnType<typeof notificationBridge>;
-const deployed = new Map<string, DeployedFunction>();
-
-const sizeOf = (path: string): number =>
-  statSync(path).isDirectory()
-    ? readdirSync(path).reduce((total, entry) => total + sizeOf(join(path, entry)), 0)
-    : statSync(path).size;
+/** Each function's starts: from the process's start to its handler ready (ms). */
+const coldStartsMs = new Map<FunctionName, number[]>();
 
 beforeAll(async () => {
-  const architecture = { arm64: 'arm64', x64: 'x86_64' }[process.arch as string];
-  if (!architecture)
-    throw new Error(`Lambda has no ${process.arch} CPU; this test cannot start its assets here.`);
-  outdir = mkdtempSync(join(tmpdir(), 'image-pipeline-start-'));
-  scratch = mkdtempSync(join(tmpdir(), 'image-pipeline-start-run-'));
-  ({ stack } = stageStack(outdir, { lambdaArchitecture: architecture }));
-  const assembly = stack.node.root as unknown as { synth(): { directory: string } };
-  const assemblyDir = assembly.synth().directory;
-  const template = Template.fromStack(stack).toJSON() as {
-    Resources: Record<string, { Type: string; Properties: Record<string, unknown> }>;
-  };
-
-  emulators = await startEmulators({
-    dataDir: join(scratch, 'data'),
-    buckets: { upload: NAMES.uploadBucket, variants: NAMES.variantsBucket },
-    tableName: NAMES.table,
-    queueName: NAMES.queue,
-    dlqName: NAMES.dlq,
-    visibilityTimeoutSeconds: 60,
-    maxReceiveCount: 5,
-    extraQueues: [
-      { name: NAMES.webhooks, dlqName: NAMES.webhooksDlq, visibilityTimeoutSeconds: 60, maxReceiveCount: 8 },
-    ],
-  });
-  const webhookQueue = emulators.extraQueues[NAMES.webhooks];
+  local = await startLocalResources('start-test');
+  const { emulators, resources } = local;
+  deployed = deployFunctions(resources);
   sqs = new SQSClient({
     region: REGION,
     endpoint: emulators.sqsEndpoint,
@@ -160,151 +48,39 @@ beforeAll(async () => {
   bridge = notificationBridge({
     sqs,
     queueUrl: emulators.queueUrl,
-    bucket: NAMES.uploadBucket,
+    bucket: resources.uploadBucket,
     prefix: 'uploads/',
     onError: (error) => {
       throw error;
     },
   });
   emulators.onObjectCreated((event) => bridge.onObjectCreated(event));
-
-  // What each of the stack's resources is called on the emulators.
-  const logicalId = (construct: IConstruct) => stack.getLogicalId(construct.node.defaultChild as CfnElement);
-  const local = new Map<string, string>([
-    [logicalId(stack.storage.table), NAMES.table],
-    [logicalId(stack.storage.uploadBucket), NAMES.uploadBucket],
-    [logicalId(stack.storage.variantsBucket), NAMES.variantsBucket],
-    [logicalId(stack.optimizer.queue), emulators.queueUrl],
-    [logicalId(stack.optimizer.deadLetterQueue), emulators.dlqUrl],
-    [logicalId(stack.push.webhookQueue), webhookQueue?.queueUrl ?? ''],
-    [logicalId(stack.push.bus), 'start-test-bus'],
-    [logicalId(stack.push.secret), 'arn:aws:secretsmanager:us-east-1:000000000000:secret:start-test'],
-  ]);
-  const resolve = (fn: string, name: string, value: unknown): string => {
-    if (typeof value === 'string') return value;
-    const ref = (value as { Ref?: string }).Ref;
-    const found = ref === undefined ? undefined : local.get(ref);
-    if (found === undefined) throw new Error(`${fn}: no local value for ${name} = ${JSON.stringify(value)}`);
-    return found;
-  };
-
-  for (const [name, fn] of [
-    ['api', stack.api.function],
-    ['optimizer', stack.optimizer.function],
-    ['reconciler', stack.reconciler.function],
-    ['relay', stack.push.relay],
-    ['notifier', stack.push.notifier],
-  ] as const) {
-    const properties = template.Resources[logicalId(fn.fn)]?.Properties as {
-      Handler: string;
-      Timeout: number;
-      MemorySize: number;
-      Code: { S3Key: string };
-      Environment: { Variables: Record<string, unknown> };
-    };
-    expect(properties.Handler).toBe('index.handler');
-    const assetDir = join(assemblyDir, `asset.${properties.Code.S3Key.replace(/\.zip$/, '')}`);
-    expect(existsSync(join(assetDir, 'index.mjs'))).toBe(true);
-    const dir = mkdtempSync(join(tmpdir(), `lambda-${name}-`));
-    cpSync(assetDir, dir, { recursive: true });
-    // An empty folder: nothing on the way up may offer packages the asset does not ship.
-    for (let up = dirname(dir); up !== dirname(up); up = dirname(up)) {
-      expect(existsSync(join(up, 'node_modules')), `${up}/node_modules`).toBe(false);
-    }
-    const variables = Object.fromEntries(
-      Object.entries(properties.Environment.Variables).map(([key, value]) => [
-        key,
-        resolve(name, key, value),
-      ]),
-    );
-    deployed.set(name, {
-      name,
-      construct: fn.fn,
-      dir,
-      timeoutMs: properties.Timeout * 1000,
-      memoryMb: properties.MemorySize,
-      bundleBytes: statSync(join(dir, 'index.mjs')).size,
-      assetBytes: sizeOf(dir),
-      coldStartsMs: [],
-      environment: {
-        // What Lambda's runtime sets, then the function's own variables as the template has them.
-        PATH: '/usr/local/bin:/usr/bin:/bin',
-        TZ: ':UTC',
-        LANG: 'en_US.UTF-8',
-        LAMBDA_TASK_ROOT: dir,
-        AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs24.x',
-        AWS_LAMBDA_FUNCTION_NAME: `start-test-${name}`,
-        AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(properties.MemorySize),
-        AWS_REGION: REGION,
-        AWS_DEFAULT_REGION: REGION,
-        AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
-        ...variables,
-        // Where the emulators listen (unset on AWS).
-        S3_ENDPOINT: emulators.s3Endpoint,
-        DYNAMODB_ENDPOINT: emulators.dynamodbEndpoint,
-        SQS_ENDPOINT: emulators.sqsEndpoint,
-        POWERTOOLS_LOG_LEVEL: 'ERROR',
-        ...(name === 'notifier' ? { WEBHOOK_SECRET, CALLBACK_ALLOW_PRIVATE: 'true' } : {}),
-      },
-    });
-  }
 });
 
 afterAll(async () => {
-  const figures = [...deployed.values()].map((fn) => ({
+  const figures = [...(deployed?.functions.values() ?? [])].map((fn) => ({
     function: fn.name,
     bundleKiB: Math.round(fn.bundleBytes / 1024),
     assetMiB: Number((fn.assetBytes / 1024 ** 2).toFixed(1)),
-    coldStartMs: fn.coldStartsMs.map(Math.round),
+    coldStartMs: (coldStartsMs.get(fn.name) ?? []).map(Math.round),
   }));
   // The figures issue 12 asks for (bundle sizes, fresh process to handler ready).
   console.log(`function start figures: ${JSON.stringify(figures)}`);
   await bridge?.drain();
   sqs?.destroy();
-  await emulators?.stop();
-  for (const fn of deployed.values()) rmSync(fn.dir, { recursive: true, force: true });
-  for (const dir of [outdir, scratch]) if (dir) rmSync(dir, { recursive: true, force: true });
+  await local?.stop();
+  deployed?.close();
 });
 
-/** Starts a fresh Node.js process in the function's folder, imports its handler and invokes it once. */
-async function invoke(name: string, event: unknown, without: readonly string[] = []): Promise<Invocation> {
-  const fn = deployed.get(name);
-  if (!fn) throw new Error(`no function ${name}`);
-  const id = randomUUID();
-  const runner = join(scratch, 'runner.mjs');
-  if (!existsSync(runner)) writeFileSync(runner, RUNNER);
-  const eventFile = join(scratch, `${id}.event.json`);
-  const resultFile = join(scratch, `${id}.result.json`);
-  writeFileSync(eventFile, JSON.stringify(event));
-  const handlerUrl = pathToFileURL(join(fn.dir, 'index.mjs')).href;
-  const child = spawn(NODE, [runner, handlerUrl, eventFile, resultFile, String(fn.timeoutMs)], {
-    cwd: fn.dir,
-    env: Object.fromEntries(Object.entries(fn.environment).filter(([key]) => !without.includes(key))),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-  const report = existsSync(resultFile)
-    ? (JSON.parse(readFileSync(resultFile, 'utf8')) as Partial<Invocation> & {
-        phase: string;
-        error?: string;
-      })
-    : { phase: 'exit', error: `exited ${code} without a result` };
-  if (report.phase !== 'done') {
-    throw new Error(
-      `${name} failed to ${report.phase}: ${report.error}\n--- output ---\n${output.slice(-4000)}`,
-    );
-  }
-  const done = report as Invocation;
+/** Invokes the function once in a fresh process (invokeFresh), on Node 24, and keeps its start time. */
+async function invoke(
+  name: FunctionName,
+  event: unknown,
+  without: readonly string[] = [],
+): Promise<Invocation> {
+  const done = await invokeFresh(deployed, name, event, without);
   expect(done.node).toMatch(/^v24\./);
-  fn.coldStartsMs.push(done.readyMs);
+  coldStartsMs.set(name, [...(coldStartsMs.get(name) ?? []), done.readyMs]);
   return done;
 }
 
@@ -354,7 +130,7 @@ function apiEvent(
 
 describe('every Lambda asset starts as deployed (Node.js 24, an empty folder, the local emulators)', () => {
   it('ships each function as one ESM bundle with the AWS SDK inside, and only sharp beside the optimizer', () => {
-    for (const fn of deployed.values()) {
+    for (const fn of deployed.functions.values()) {
       const bundle = readFileSync(join(fn.dir, 'index.mjs'), 'utf8');
       // No import of the SDK is left for the runtime to satisfy (the invocations below prove the rest:
       // they run from a folder where no SDK package exists).
@@ -455,7 +231,7 @@ describe('every Lambda asset starts as deployed (Node.js 24, an empty folder, th
 
     const { Messages = [] } = await sqs.send(
       new ReceiveMessageCommand({
-        QueueUrl: emulators.queueUrl,
+        QueueUrl: local.emulators.queueUrl,
         MaxNumberOfMessages: 1,
         WaitTimeSeconds: 5,
         MessageSystemAttributeNames: ['All'],
@@ -480,7 +256,7 @@ describe('every Lambda asset starts as deployed (Node.js 24, an empty folder, th
           messageAttributes: {},
           md5OfBody: message.MD5OfBody,
           eventSource: 'aws:sqs',
-          eventSourceARN: emulators.queueArn,
+          eventSourceARN: local.emulators.queueArn,
           awsRegion: REGION,
         },
       ],
@@ -489,7 +265,7 @@ describe('every Lambda asset starts as deployed (Node.js 24, an empty folder, th
     // Lambda deletes the messages of a batch the function reports no failure for.
     expect(processed.result).toEqual({ batchItemFailures: [] });
     await sqs.send(
-      new DeleteMessageCommand({ QueueUrl: emulators.queueUrl, ReceiptHandle: message.ReceiptHandle }),
+      new DeleteMessageCommand({ QueueUrl: local.emulators.queueUrl, ReceiptHandle: message.ReceiptHandle }),
     );
 
     const image = (
@@ -533,7 +309,7 @@ describe('every Lambda asset starts as deployed (Node.js 24, an empty folder, th
   });
 
   it('notifier: delivers one signed webhook that the standardwebhooks verifier accepts', async () => {
-    const receiver = await startWebhookReceiver(WEBHOOK_SECRET);
+    const receiver = await startWebhookReceiver(local.resources.webhookSecret.value);
     try {
       const job = { id: 'batch_start_completed', url: receiver.url, body: '{"type":"batch.completed"}' };
       const { result } = await invoke('notifier', {

@@ -4,6 +4,7 @@
  * load; the bundles themselves do not depend on the CPU), each function's asset copied into an empty
  * folder (nothing but what the asset ships: no project node_modules above it), and a fresh Node.js
  * 24 process per invocation that imports the handler as Lambda's runtime would and invokes it once.
+ * `startLocalResources` starts the local emulators with every resource the five functions use.
  *
  * Used by test/infra/function-start.test.ts (every function starts and works) and by
  * bench/coldstart.ts (how long a start takes).
@@ -26,16 +27,18 @@ import { pathToFileURL } from 'node:url';
 import type { CfnElement } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
+import type { PipelineFunction } from '../../lib/constructs/pipeline-function.ts';
 import type { ImagePipelineStack } from '../../lib/image-pipeline-stack.ts';
+import { type Emulators, startEmulators } from '../../local/emulators/index.ts';
 import { stageStack } from '../infra/cdk-app.ts';
 import { projectRoot } from './corpus.ts';
 import { LOCAL_CREDENTIALS } from './local-clients.ts';
 
 /** Node.js 24, the Lambda runtime's version (the `node` devDependency). */
 export const LAMBDA_NODE = join(projectRoot, 'node_modules', '.bin', 'node');
-const REGION = 'us-east-1';
+export const REGION = 'us-east-1';
 
-export const FUNCTION_NAMES = ['api', 'optimizer', 'reconciler'] as const;
+export const FUNCTION_NAMES = ['api', 'optimizer', 'reconciler', 'relay', 'notifier'] as const;
 export type FunctionName = (typeof FUNCTION_NAMES)[number];
 
 /** What the stack's resources are called on the local servers, and where those listen. */
@@ -45,7 +48,94 @@ export interface LocalResources {
   variantsBucket: string;
   queueUrl: string;
   dlqUrl: string;
+  /** The webhook queue: the relay sends to it, the notifier changes its messages' visibility. */
+  webhookQueueUrl: string;
+  /** The EventBridge bus the relay puts events on (no emulator: only named, unless a batch has events). */
+  eventBusName: string;
+  /**
+   * The webhook signing secret: the Secrets Manager ARN the template gives the notifier, and the
+   * value itself, which the notifier is given as WEBHOOK_SECRET (it prefers that; no emulator).
+   */
+  webhookSecret: { arn: string; value: string };
   endpoints: { s3: string; dynamodb: string; sqs: string };
+}
+
+/** Variables only the local stack sets, beyond the endpoints every function gets (unset on AWS). */
+const LOCAL_ONLY: Partial<Record<FunctionName, (resources: LocalResources) => Record<string, string>>> = {
+  // The signing secret itself, and webhooks allowed to the receivers on loopback.
+  notifier: (resources) => ({
+    WEBHOOK_SECRET: resources.webhookSecret.value,
+    CALLBACK_ALLOW_PRIVATE: 'true',
+  }),
+};
+
+export interface LocalStack {
+  emulators: Emulators;
+  resources: LocalResources;
+  /** Stops the emulators and removes their data. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the local emulators (S3, DynamoDB, SQS) with the buckets, table and queues the five
+ * functions use, each named after `prefix` (`<prefix>-uploads`, `<prefix>-work`, ...), their data in
+ * a temporary folder.
+ */
+export async function startLocalResources(prefix: string): Promise<LocalStack> {
+  const dataDir = mkdtempSync(join(tmpdir(), `${prefix}-data-`));
+  const webhooks = `${prefix}-webhooks`;
+  let emulators: Emulators;
+  try {
+    emulators = await startEmulators({
+      dataDir,
+      buckets: { upload: `${prefix}-uploads`, variants: `${prefix}-variants` },
+      tableName: prefix,
+      queueName: `${prefix}-work`,
+      dlqName: `${prefix}-work-dlq`,
+      visibilityTimeoutSeconds: 60,
+      maxReceiveCount: 5,
+      extraQueues: [
+        { name: webhooks, dlqName: `${webhooks}-dlq`, visibilityTimeoutSeconds: 60, maxReceiveCount: 8 },
+      ],
+    });
+  } catch (error) {
+    rmSync(dataDir, { recursive: true, force: true });
+    throw error;
+  }
+  const stop = async () => {
+    try {
+      await emulators.stop();
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  };
+  const webhookQueue = emulators.extraQueues[webhooks];
+  if (!webhookQueue) {
+    await stop();
+    throw new Error(`the emulators created no ${webhooks} queue`);
+  }
+  return {
+    emulators,
+    resources: {
+      table: prefix,
+      uploadBucket: `${prefix}-uploads`,
+      variantsBucket: `${prefix}-variants`,
+      queueUrl: emulators.queueUrl,
+      dlqUrl: emulators.dlqUrl,
+      webhookQueueUrl: webhookQueue.queueUrl,
+      eventBusName: `${prefix}-bus`,
+      webhookSecret: {
+        arn: `arn:aws:secretsmanager:${REGION}:000000000000:secret:${prefix}`,
+        value: `whsec_${Buffer.alloc(24, 5).toString('base64')}`,
+      },
+      endpoints: {
+        s3: emulators.s3Endpoint,
+        dynamodb: emulators.dynamodbEndpoint,
+        sqs: emulators.sqsEndpoint,
+      },
+    },
+    stop,
+  };
 }
 
 export interface DeployedFunction {
@@ -163,6 +253,9 @@ export function deployFunctions(resources: LocalResources): DeployedFunctions {
       [logicalId(stack.storage.variantsBucket), resources.variantsBucket],
       [logicalId(stack.optimizer.queue), resources.queueUrl],
       [logicalId(stack.optimizer.deadLetterQueue), resources.dlqUrl],
+      [logicalId(stack.push.webhookQueue), resources.webhookQueueUrl],
+      [logicalId(stack.push.bus), resources.eventBusName],
+      [logicalId(stack.push.secret), resources.webhookSecret.arn],
     ]);
     const resolve = (fn: string, name: string, value: unknown): string => {
       if (typeof value === 'string') return value;
@@ -174,11 +267,15 @@ export function deployFunctions(resources: LocalResources): DeployedFunctions {
     };
 
     const functions = new Map<FunctionName, DeployedFunction>();
-    for (const [name, fn] of [
-      ['api', stack.api.function],
-      ['optimizer', stack.optimizer.function],
-      ['reconciler', stack.reconciler.function],
-    ] as const) {
+    const constructs: Record<FunctionName, PipelineFunction> = {
+      api: stack.api.function,
+      optimizer: stack.optimizer.function,
+      reconciler: stack.reconciler.function,
+      relay: stack.push.relay,
+      notifier: stack.push.notifier,
+    };
+    for (const name of FUNCTION_NAMES) {
+      const fn = constructs[name];
       const properties = template.Resources[logicalId(fn.fn)]?.Properties as {
         Handler: string;
         Timeout: number;
@@ -230,6 +327,7 @@ export function deployFunctions(resources: LocalResources): DeployedFunctions {
           DYNAMODB_ENDPOINT: resources.endpoints.dynamodb,
           SQS_ENDPOINT: resources.endpoints.sqs,
           POWERTOOLS_LOG_LEVEL: 'ERROR',
+          ...LOCAL_ONLY[name]?.(resources),
         },
       });
     }
