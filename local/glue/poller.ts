@@ -34,16 +34,26 @@ export interface Poller {
  */
 export function startPoller(options: PollerOptions): Poller {
   const abort = new AbortController();
-  const loops = Array.from({ length: options.concurrency }, (_, n) => pollLoop(options, abort.signal, n));
+  // Deletes run beside the next receive, as Lambda's poller deletes apart from the function.
+  const deleting = new Set<Promise<void>>();
+  const loops = Array.from({ length: options.concurrency }, (_, n) =>
+    pollLoop(options, abort.signal, n, deleting),
+  );
   return {
     async stop() {
       abort.abort();
       await Promise.all(loops);
+      await Promise.all(deleting);
     },
   };
 }
 
-async function pollLoop(options: PollerOptions, signal: AbortSignal, worker: number): Promise<void> {
+async function pollLoop(
+  options: PollerOptions,
+  signal: AbortSignal,
+  worker: number,
+  deleting: Set<Promise<void>>,
+): Promise<void> {
   while (!signal.aborted) {
     let messages: Message[];
     try {
@@ -64,11 +74,17 @@ async function pollLoop(options: PollerOptions, signal: AbortSignal, worker: num
       await new Promise((resolve) => setTimeout(resolve, 500));
       continue;
     }
-    if (messages.length > 0) await invoke(options, messages, worker);
+    if (messages.length === 0) continue;
+    const done = await invoke(options, messages, worker);
+    if (done.length > 0) {
+      const deletion = deleteMessages(options, done).finally(() => deleting.delete(deletion));
+      deleting.add(deletion);
+    }
   }
 }
 
-async function invoke(options: PollerOptions, messages: Message[], worker: number): Promise<void> {
+/** Invokes the handler once; returns the messages it finished (to delete), none if it threw. */
+async function invoke(options: PollerOptions, messages: Message[], worker: number): Promise<Message[]> {
   const event: SQSEvent = { Records: messages.map((message) => toRecord(options, message)) };
   let failed: Set<string>;
   try {
@@ -80,10 +96,12 @@ async function invoke(options: PollerOptions, messages: Message[], worker: numbe
   } catch (error) {
     // A thrown invocation error fails the whole batch: every message comes back later.
     options.onError(error);
-    return;
+    return [];
   }
-  const done = messages.filter((message) => message.MessageId && !failed.has(message.MessageId));
-  if (done.length === 0) return;
+  return messages.filter((message) => message.MessageId && !failed.has(message.MessageId));
+}
+
+async function deleteMessages(options: PollerOptions, done: Message[]): Promise<void> {
   try {
     await options.sqs.send(
       new DeleteMessageBatchCommand({
