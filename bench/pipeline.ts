@@ -87,7 +87,10 @@ export default async function runPipelineBench(log: Log, args: readonly string[]
   );
 
   const bench = await startBenchStack({
-    env: { OPTIMIZER_CONCURRENCY: String(CONCURRENCY) },
+    env: {
+      OPTIMIZER_CONCURRENCY: String(CONCURRENCY),
+      ...(process.env.TRY_UV ? { UV_THREADPOOL_SIZE: process.env.TRY_UV } : {}),
+    },
     ...(profileDir ? { cpuProfileDir: profileDir } : {}),
   });
   const receiver = await startWebhookReceiver(bench.stack.webhookSecret);
@@ -101,6 +104,8 @@ export default async function runPipelineBench(log: Log, args: readonly string[]
     'queue wait (landed -> started), mean': [],
     'processing (started -> final), sum / concurrency': [],
     'idle workers (last final - first start - processing)': [],
+    '  of which: a worker idle while images wait (between images)': [],
+    '  of which: a worker idle at the end (nothing left to start)': [],
     'last final -> app told by webhook': [],
   };
   try {
@@ -267,5 +272,27 @@ async function breakdown(
     'idle workers (last final - first start - processing)',
     Math.max(...finished) - Math.min(...started) - processingSum / round.concurrency,
   );
+  // Walk the processing intervals: while fewer images are in processing than there are workers, a
+  // worker is idle, either because it is between two images (some are still waiting) or because
+  // nothing is left to start.
+  const lastStart = Math.max(...started);
+  const marks = events
+    .flatMap((_, i) => [
+      { at: started[i] as number, delta: 1 },
+      { at: finished[i] as number, delta: -1 },
+    ])
+    .sort((a, b) => a.at - b.at || a.delta - b.delta);
+  let active = 0;
+  let between = 0;
+  let atEnd = 0;
+  for (let i = 0; i < marks.length - 1; i++) {
+    active += (marks[i] as { delta: number }).delta;
+    const span = (marks[i + 1] as { at: number }).at - (marks[i] as { at: number }).at;
+    const idle = Math.max(0, round.concurrency - active) * span;
+    if ((marks[i] as { at: number }).at < lastStart) between += idle;
+    else atEnd += idle;
+  }
+  push('  of which: a worker idle while images wait (between images)', between / round.concurrency);
+  push('  of which: a worker idle at the end (nothing left to start)', atEnd / round.concurrency);
   push('last final -> app told by webhook', toWall(round.done) - Math.max(...finished));
 }
