@@ -1,5 +1,6 @@
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createAdapters } from '../../../functions/shared/adapters.ts';
 import { parseConfig } from '../../../functions/shared/config.ts';
@@ -64,6 +65,40 @@ describe.each(Object.entries(CLIENTS))('S3UrlSigner on %s', (_, { make: makeClie
     vi.setSystemTime(new Date('2026-11-26T10:59:59Z'));
     expect(await signer.presignGet('variants-bucket', '01JBBBBBBBBBBBBBBBBBBBBBBB/thumb.webp', 3600)).toBe(
       url,
+    );
+  });
+
+  it('addresses any key exactly as getSignedUrl does, whatever characters it holds', async () => {
+    vi.useFakeTimers({ now: new Date('2026-11-26T10:17:00Z'), toFake: ['Date'] });
+    const client = makeClient();
+    const signer = new S3UrlSigner(client);
+    const segment = fc.oneof(
+      fc.string({ unit: 'grapheme', maxLength: 6 }),
+      fc.constantFrom(' ', '+', '%', "!'()*~", 'é', '😀', '?#', '&='),
+    );
+    const key = fc
+      .array(
+        fc.array(segment, { minLength: 1, maxLength: 3 }).map((parts) => parts.join('')),
+        {
+          minLength: 1,
+          maxLength: 4,
+        },
+      )
+      .map((segments) => segments.join('/'))
+      .filter((k) => k !== '');
+    await fc.assert(
+      fc.asyncProperty(key, async (k) => {
+        const expected = await getSignedUrl(
+          client,
+          new GetObjectCommand({ Bucket: 'variants-bucket', Key: k }),
+          {
+            expiresIn: 7200,
+            signingDate: new Date('2026-11-26T10:00:00Z'),
+          },
+        );
+        expect(await signer.presignGet('variants-bucket', k, 3600)).toBe(expected);
+      }),
+      { seed: 20_261_201, numRuns: 60 },
     );
   });
 
