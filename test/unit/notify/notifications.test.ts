@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { objectsInNotification } from '../../../functions/shared/notify/s3-events.ts';
-import { parseUploadKey } from '../../../functions/shared/storage/object-keys.ts';
+import { parseUploadKey, uploadKey } from '../../../functions/shared/storage/object-keys.ts';
 
 const event = (key: string, eventName = 'ObjectCreated:Put') =>
   JSON.stringify({ Records: [{ eventName, s3: { bucket: { name: 'uploads-bucket' }, object: { key } } }] });
@@ -23,7 +23,10 @@ describe('S3 notifications on the queue', () => {
   it('accepts only keys the pipeline built', () => {
     const batchId = '01JAAAAAAAAAAAAAAAAAAAAAAA';
     const imageId = '01JBBBBBBBBBBBBBBBBBBBBBBB';
-    expect(parseUploadKey('uploads/', `uploads/${batchId}/${imageId}`)).toEqual({ batchId, imageId });
+    expect(parseUploadKey('uploads/', uploadKey('uploads/', batchId, imageId))).toEqual({ batchId, imageId });
+    expect(uploadKey('uploads/', batchId, imageId)).toBe(`uploads/${batchId}/${imageId}`);
+    // Another prefix of the same length is not this one.
+    expect(parseUploadKey('uploads/', `inboxes/${batchId}/${imageId}`)).toBeUndefined();
     expect(parseUploadKey('uploads/', `variants/${batchId}/${imageId}`)).toBeUndefined();
     expect(parseUploadKey('uploads/', `uploads/${batchId}/${imageId}/x`)).toBeUndefined();
     expect(parseUploadKey('uploads/', 'uploads/../../etc/passwd')).toBeUndefined();
