@@ -370,10 +370,13 @@ describe('S3UrlSigner on a request it cannot use as a template', () => {
 
   it.each(cases)('refuses when %s', async (_, middleware, reason) => {
     const client = compatibleClient();
-    client.middlewareStack.add((next) => async (args) => (await middleware(args as Args)) ?? next(args), {
-      step: 'build',
-      name: 'changeTemplate',
-    });
+    client.middlewareStack.add(
+      (next) => async (args) => ((await middleware(args as Args)) ?? next(args)) as ReturnType<typeof next>,
+      {
+        step: 'build',
+        name: 'changeTemplate',
+      },
+    );
     await expect(new S3UrlSigner(client).presignGet('variants-bucket', 'k', 60)).rejects.toThrow(reason);
   });
 });
