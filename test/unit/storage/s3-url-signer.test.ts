@@ -284,6 +284,16 @@ describe('S3UrlSigner keeps each URL its own', () => {
     expect(signedHeaders(c.url)).toBe('content-length;content-type;host;x-amz-checksum-sha256;x-amz-tagging');
   });
 
+  it('starts an upload URL at the time it is given, else at its clock', async () => {
+    const signer = new S3UrlSigner(compatibleClient(), { now: () => new Date('2026-11-26T10:17:05Z') });
+    const given = await signer.presignPut({
+      ...put('bucket-a', 'k'),
+      signedAt: new Date('2026-11-26T09:00:00Z'),
+    });
+    expect(parts(given.url)).toMatchObject({ date: '20261126T090000Z', expires: '900' });
+    expect(parts((await signer.presignPut(put('bucket-a', 'k'))).url).date).toBe('20261126T101705Z');
+  });
+
   it('takes a SHA-256 in either case, and refuses one that is not 64 hexadecimal characters', async () => {
     at('2026-11-26T10:17:00Z');
     const signer = new S3UrlSigner(compatibleClient());
