@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ApiError } from '../../../functions/api/errors.ts';
 import { validateUploadRequest } from '../../../functions/api/presign/validate.ts';
@@ -97,5 +98,130 @@ describe('validateUploadRequest', () => {
       expect(error).toMatchObject({ code: 'InvalidRequest' });
       expect((error as { details: unknown[] }).details).toHaveLength(20);
     }
+  });
+});
+
+const refusal = (body: unknown, given = limits) => {
+  try {
+    validateUploadRequest(body, given);
+  } catch (error) {
+    if (error instanceof ApiError)
+      return { code: error.code, message: error.message, details: error.details };
+    throw error;
+  }
+  throw new Error('accepted');
+};
+
+describe('what a refused request tells the client', () => {
+  it('shows the expected shape, and points at the part of the body that is wrong', () => {
+    expect(refusal('nope')).toEqual({
+      code: 'InvalidRequest',
+      message: expect.stringContaining('{"files": [{"name", "type", "size", "sha256"?}'),
+      details: [],
+    });
+    expect(refusal({ files: 'x' }).details).toEqual([{ path: 'files', message: 'must be an array' }]);
+    expect(refusal({ files: [3, good, null] }).details).toEqual([
+      { path: 'files.0', message: 'must be an object' },
+      { path: 'files.2', message: 'must be an object' },
+    ]);
+  });
+
+  it('says how many files a batch takes, and how many were sent', () => {
+    expect(refusal({ files: [] }).message).toMatch(/at least one file/);
+    expect(refusal({ files: [good, good, good, good] }).message).toMatch(/at most 3 files; this one has 4/);
+  });
+});
+
+describe('callbackUrl', () => {
+  const withCallback = (callbackUrl: unknown) => ({ files: [good], callbackUrl });
+
+  it('is handed back as sent when it is an absolute http(s) URL of at most 2,048 characters', () => {
+    for (const url of [
+      'https://hooks.example.com/photo-intake?token=abc',
+      'http://10.0.0.7:8080/done',
+      `https://example.com/${'a'.repeat(2048 - 'https://example.com/'.length)}`,
+    ]) {
+      expect(validateUploadRequest(withCallback(url), limits).callbackUrl).toBe(url);
+    }
+    expect(validateUploadRequest({ files: [good] }, limits).callbackUrl).toBeUndefined();
+  });
+
+  it.each([
+    ['a number', 42],
+    ['null', null],
+    ['a relative URL', '/hooks/done'],
+    ['not a URL', 'hooks example com'],
+    ['2,049 characters', `https://example.com/${'a'.repeat(2049 - 'https://example.com/'.length)}`],
+  ])('is refused when it is %s, with the rule in the message', (_, url) => {
+    expect(refusal(withCallback(url))).toMatchObject({
+      code: 'InvalidRequest',
+      message: 'callbackUrl must be an absolute URL of at most 2048 characters.',
+    });
+  });
+
+  it.each(['ftp://example.com/x', 'javascript:alert(1)', 'file:///etc/passwd', 'data:text/plain,hi'])(
+    'is refused when its scheme is not http(s): %s',
+    (url) => {
+      expect(refusal(withCallback(url))).toMatchObject({
+        code: 'InvalidRequest',
+        message: 'callbackUrl must be an http(s) URL.',
+      });
+    },
+  );
+});
+
+describe('per-file rules at their edges', () => {
+  const one = (file: Record<string, unknown>) => validateUploadRequest({ files: [file] }, limits).files[0];
+
+  it('takes a name of exactly 255 characters, and names a refused file as sent, cut to 255', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 600 }), fc.constantFrom('a', 'é', '-'), (length, c) => {
+        const name = c.repeat(length);
+        const result = one({ ...good, name });
+        if (length <= 255) expect(result).toMatchObject({ ok: true, file: { name } });
+        else
+          expect(result).toMatchObject({
+            ok: false,
+            name: name.slice(0, 255),
+            error: { code: 'InvalidName' },
+          });
+      }),
+      { seed: 20_261_201, numRuns: 200 },
+    );
+    expect(one({ ...good, name: 'a'.repeat(255) })).toMatchObject({ ok: true });
+    expect(one({ ...good, name: 'a'.repeat(256) })).toMatchObject({ ok: false });
+  });
+
+  it('names a refused file as sent, and a file without a string name as ""', () => {
+    expect(one({ ...good, name: 'IMG_2.heic', type: 'image/svg+xml' })).toMatchObject({
+      ok: false,
+      name: 'IMG_2.heic',
+    });
+    expect(one({ ...good, name: 7 })).toMatchObject({ ok: false, name: '', error: { code: 'InvalidName' } });
+  });
+
+  it('takes a declared type with spaces around it, and a size of 1 byte', () => {
+    expect(one({ ...good, type: '  image/png ', size: 1 })).toEqual({
+      ok: true,
+      file: { ...good, type: 'image/png', size: 1 },
+    });
+  });
+
+  it('refuses a checksum that is not a string as InvalidChecksum, not with a crash', () => {
+    for (const sha256 of [123, null, ['a'.repeat(64)]]) {
+      expect(one({ ...good, sha256 })).toMatchObject({ ok: false, error: { code: 'InvalidChecksum' } });
+    }
+  });
+
+  it('says in each refusal what the rule is', () => {
+    const message = (file: Record<string, unknown>) => {
+      const result = one(file);
+      return result?.ok === false ? result.error.message : 'accepted';
+    };
+    expect(message({ ...good, name: '' })).toMatch(/1-255 characters/);
+    expect(message({ ...good, type: 'image/svg+xml' })).toMatch(/one of: image\/jpeg, image\/png /);
+    expect(message({ ...good, size: -1 })).toMatch(/at least 1/);
+    expect(message({ ...good, size: 1001 })).toBe('The file is 1001 bytes; the limit is 1000 bytes.');
+    expect(message({ ...good, sha256: 'x' })).toMatch(/64 hexadecimal characters/);
   });
 });

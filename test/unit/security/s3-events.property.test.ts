@@ -97,6 +97,17 @@ describe('S3 event keys, fuzzed', () => {
     );
   });
 
+  it('encodes a key exactly as S3 does: space as +, / kept, the rest of Java form-encoding percent-escaped', () => {
+    expect(encodeEventKey("uploads/a b!'()*~é+%.jpg")).toBe('uploads/a+b%21%27%28%29*%7E%C3%A9%2B%25.jpg');
+  });
+
+  it('decodes the longest key S3 can name (1,024 bytes, all escaped) and nothing longer', () => {
+    const longest = 'é'.repeat(512); // 1,024 bytes of UTF-8, 3,072 characters encoded
+    expect(encodeEventKey(longest)).toHaveLength(3 * 1024);
+    expect(decodeEventKey(encodeEventKey(longest))).toBe(longest);
+    expect(decodeEventKey(`${encodeEventKey(longest)}a`)).toBeUndefined();
+  });
+
   it('carries the ETag of the bytes the event tells of, without quotes', () => {
     expect(objectsInNotification(s3Event([created('uploads/a', { eTag: '"abc123"' })]))).toEqual([
       { bucket: 'uploads-bucket', key: 'uploads/a', etag: 'abc123' },
