@@ -5,7 +5,7 @@
  * stack within 1.15x of the floor. Where the time goes comes from the events the stack records
  * (`landedAt`, `startedAt`, `time` of every image) and the client's own clock.
  *
- *   npm run bench -- pipeline [--rounds 3] [--cpu-prof]
+ *   npm run bench -- pipeline [--rounds 3] [--concurrency 2] [--cpu-prof]
  *
  * `--cpu-prof` runs the stack with `node --cpu-prof` and prints where its CPU time went in the
  * counted rounds.
@@ -28,7 +28,8 @@ import { type Log, loadAverage, type PartResult, progress, reproduceCommand } fr
 import { cpuProfileDir, diffCpu, startBenchStack, threadCpuMs } from './support/stack.ts';
 import { distribution } from './support/stats.ts';
 
-/** The local stack's optimizer invocations at once; the floor runs as many photos at once. */
+/** The local stack's optimizer invocations at once by default (the cores of this machine); the floor
+ * runs as many photos at once. */
 const CONCURRENCY = 2;
 
 function option(args: readonly string[], name: string, fallback: number): number {
@@ -43,13 +44,16 @@ async function photos(): Promise<LocalFile[]> {
   return Promise.all(names.map((name) => loadFile(path.join(dir, name))));
 }
 
-/** Every photo's variants with plain sharp, `CONCURRENCY` photos at a time; wall ms. */
-async function floor(files: readonly LocalFile[]): Promise<{ wallMs: number; cpuMs: number }> {
+/** Every photo's variants with plain sharp, `concurrency` photos at a time; wall and CPU ms. */
+async function floor(
+  files: readonly LocalFile[],
+  concurrency: number,
+): Promise<{ wallMs: number; cpuMs: number }> {
   const started = performance.now();
   const cpu = process.cpuUsage();
   let next = 0;
   await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
+    Array.from({ length: concurrency }, async () => {
       while (next < files.length) {
         const file = files[next++] as LocalFile;
         await plainSharpVariants(file.bytes);
@@ -62,9 +66,11 @@ async function floor(files: readonly LocalFile[]): Promise<{ wallMs: number; cpu
 
 export default async function runPipelineBench(log: Log, args: readonly string[] = []): Promise<PartResult> {
   const rounds = option(args, '--rounds', 3);
+  const concurrency = option(args, '--concurrency', CONCURRENCY);
   const profileDir = cpuProfileDir(args, 'pipeline');
   const command = reproduceCommand('pipeline', {
     '--rounds': rounds,
+    '--concurrency': concurrency,
     '--cpu-prof': Boolean(profileDir),
   });
   const loadAtStart = loadAverage();
@@ -72,13 +78,13 @@ export default async function runPipelineBench(log: Log, args: readonly string[]
   log(`load average at start: ${loadAtStart.join(' ')}`);
   const files = await photos();
   const megapixels = files.length;
-  log(`pipeline: ${files.length} corpus JPEGs, ${rounds} rounds, ${CONCURRENCY} at a time`);
+  log(`pipeline: ${files.length} corpus JPEGs, ${rounds} rounds, ${concurrency} at a time`);
 
-  await floor(files); // warm-up: sharp's first calls load codecs
+  await floor(files, concurrency); // warm-up: sharp's first calls load codecs
   const floors: number[] = [];
   const floorCpu: number[] = [];
   for (let r = 0; r < rounds; r++) {
-    const { wallMs, cpuMs } = await floor(files);
+    const { wallMs, cpuMs } = await floor(files, concurrency);
     floors.push(wallMs);
     floorCpu.push(cpuMs);
   }
@@ -88,8 +94,7 @@ export default async function runPipelineBench(log: Log, args: readonly string[]
 
   const bench = await startBenchStack({
     env: {
-      OPTIMIZER_CONCURRENCY: String(CONCURRENCY),
-      ...(process.env.TRY_UV ? { UV_THREADPOOL_SIZE: process.env.TRY_UV } : {}),
+      OPTIMIZER_CONCURRENCY: String(concurrency),
     },
     ...(profileDir ? { cpuProfileDir: profileDir } : {}),
   });
@@ -146,7 +151,7 @@ export default async function runPipelineBench(log: Log, args: readonly string[]
         await breakdown(
           bench.dataDir,
           batch.batchId,
-          { lastUpload, done, concurrency: CONCURRENCY, images: files.length },
+          { lastUpload, done, concurrency, images: files.length },
           stages,
         );
       }
@@ -201,7 +206,7 @@ export default async function runPipelineBench(log: Log, args: readonly string[]
       loadAverage: { start: loadAtStart, end: loadAtEnd },
       photos: files.map((f) => f.name),
       megapixels,
-      concurrency: CONCURRENCY,
+      concurrency,
       floors,
       floorCpu,
       stackTimes,

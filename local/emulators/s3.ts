@@ -437,7 +437,10 @@ function single(value: string | string[] | undefined): string | undefined {
 /**
  * Replaces s3rver's `putObject`, which writes straight to the final path (and, for a Buffer,
  * resolves before the bytes are written). Streams to a staging file while hashing, checks the
- * declared digests, then renames metadata and object into place.
+ * declared digests, then renames metadata and object into place. The renames come after the writes
+ * complete, so a killed process leaves whole objects or none; nothing is fsynced (only a power cut
+ * could lose the last objects, as with the queue's SQLite), which kept a thread of the pool, shared
+ * with sharp, waiting on the disk for every file.
  */
 async function putObjectAtomically(
   store: S3rverStore,
@@ -458,7 +461,7 @@ async function putObjectAtomically(
       md5.update(object.content);
       verifier.update(object.content);
       size = object.content.length;
-      await writeFile(staging, object.content, { flush: true });
+      await writeFile(staging, object.content);
     } else {
       const hashing = new Transform({
         transform(chunk: Buffer, _encoding, callback) {
@@ -469,7 +472,7 @@ async function putObjectAtomically(
           callback(null, chunk);
         },
       });
-      await pipeline(object.content, hashing, createWriteStream(staging, { flush: true }));
+      await pipeline(object.content, hashing, createWriteStream(staging));
     }
     const md5Digest = md5.digest();
     await verifier.verify();
@@ -488,8 +491,8 @@ async function putObjectAtomically(
     const md5Hex = md5Digest.toString('hex');
     // s3rver keeps the intrinsic values itself (size from the file, etag from `.md5`).
     const { 'content-length': _l, etag: _e, 'last-modified': _m, ...metadata } = object.metadata;
-    await writeFile(stagingFiles[1], md5Hex, { flush: true });
-    await writeFile(stagingFiles[2], JSON.stringify(metadata, null, 2), { flush: true });
+    await writeFile(stagingFiles[1], md5Hex);
+    await writeFile(stagingFiles[2], JSON.stringify(metadata, null, 2));
 
     const objectPath = store.getResourcePath(object.bucket, object.key, 'object');
     await exclusively(async () => {
