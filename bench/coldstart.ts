@@ -126,6 +126,7 @@ export async function apiBundleInputs(): Promise<{
     target: 'node24',
     mainFields: ['module', 'main'],
     minify: true,
+    keepNames: true,
     banner: {
       js: "import { createRequire as __pipelineCreateRequire } from 'node:module'; const require = __pipelineCreateRequire(import.meta.url);",
     },
@@ -217,30 +218,6 @@ export default async function runColdStartBench(log: Log, args: readonly string[
       );
     }
     details.functions = figures;
-
-    // The one start-time choice left open: the stack sets NODE_OPTIONS=--enable-source-maps for
-    // readable stack traces, which makes Node decode the bundle's source map at import. The same API
-    // starts, alternated with and without it, so that both see the same machine.
-    const withMaps: Invocation[] = [];
-    const withoutMaps: Invocation[] = [];
-    for (let i = 0; i < runs; i++) {
-      withMaps.push(await invokeFresh(deployed, 'api', eventFor('api')));
-      withoutMaps.push(await invokeFresh(deployed, 'api', eventFor('api'), ['NODE_OPTIONS']));
-    }
-    const mapsOn = distribution(withMaps.map((s) => s.spawnToReadyMs));
-    const mapsOff = distribution(withoutMaps.map((s) => s.spawnToReadyMs));
-    log(
-      `  api, alternated: with --enable-source-maps p50 ${fixed(mapsOn.p50)} ms, without ${fixed(mapsOff.p50)} ms ` +
-        `(the maps cost ${fixed(mapsOn.p50 - mapsOff.p50)} ms)`,
-    );
-    lines.push(
-      { name: 'api: to handler ready, with --enable-source-maps (alternated)', unit: 'ms', dist: mapsOn },
-      { name: 'api: to handler ready, without it (alternated)', unit: 'ms', dist: mapsOff },
-    );
-    details.sourceMaps = {
-      withMs: withMaps.map((s) => Math.round(s.spawnToReadyMs)),
-      withoutMs: withoutMaps.map((s) => Math.round(s.spawnToReadyMs)),
-    };
 
     const api = deployed.functions.get('api');
     const bundle = await apiBundleInputs();

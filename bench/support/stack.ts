@@ -37,7 +37,11 @@ export async function startBenchStack(
   await mkdir(tmpDir, { recursive: true });
   let stack: StackProcess;
   try {
-    stack = await startStackProcess({ dataDir, env: { ...UNLIMITED, TMPDIR: tmpDir, ...env } });
+    // As `npm start` runs it (package.json): glibc arenas capped, as the deployed optimizer has them.
+    stack = await startStackProcess({
+      dataDir,
+      env: { MALLOC_ARENA_MAX: '2', ...UNLIMITED, TMPDIR: tmpDir, ...env },
+    });
   } catch (error) {
     await removeDir(root);
     throw error;

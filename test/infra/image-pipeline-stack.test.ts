@@ -385,7 +385,6 @@ describe('reconciler', () => {
     expect(env).toEqual({
       POWERTOOLS_SERVICE_NAME: 'photo-intake-reconciler',
       POWERTOOLS_LOG_LEVEL: 'INFO',
-      NODE_OPTIONS: '--enable-source-maps',
       TABLE_NAME: ref(stack.storage.table),
       UPLOAD_BUCKET: ref(stack.storage.uploadBucket),
       VARIANTS_BUCKET: ref(stack.storage.variantsBucket),
