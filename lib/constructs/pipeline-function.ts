@@ -59,7 +59,7 @@ export class PipelineFunction extends Construct {
       role: this.role,
       logGroup: this.logGroup,
       // No NODE_OPTIONS=--enable-source-maps: decoding the bundle's source map at import cost the API
-      // 85-96 ms of every cold start (docs/performance.md, Cold start). Names are kept instead.
+      // 43-85 ms of every cold start (docs/performance.md, Cold start). Names are kept instead.
       environment: props.environment,
       projectRoot: PROJECT_ROOT,
       depsLockFilePath: join(PROJECT_ROOT, 'package-lock.json'),
