@@ -22,6 +22,7 @@ import { type FloorSample, postFloor } from './support/post-floor.ts';
 import { monotonicUs, type ProfileWindow, summarizeProfiles } from './support/profile.ts';
 import {
   closePart,
+  countOption,
   type Log,
   loadAverage,
   type PartResult,
@@ -57,12 +58,6 @@ const TARGETS = {
 } as const;
 
 type Client = ReturnType<typeof apiClient>;
-
-function option(args: readonly string[], name: string, fallback: number): number {
-  const at = args.indexOf(name);
-  const value = at >= 0 ? Number(args[at + 1]) : Number.NaN;
-  return Number.isInteger(value) && value > 0 ? value : fallback;
-}
 
 async function timed<T>(run: () => Promise<T>): Promise<{ ms: number; result: T }> {
   const started = now();
@@ -119,7 +114,7 @@ async function readyBatch(client: Client, log: Log): Promise<string> {
 }
 
 export default async function runApiBench(log: Log, args: readonly string[] = []): Promise<PartResult> {
-  const iterations = option(args, '--iterations', 30);
+  const iterations = countOption(args, '--iterations', 30);
   const warmup = Math.max(3, Math.round(iterations / 10));
   const profileDir = cpuProfileDir(args, 'api');
   const command = reproduceCommand('api', { '--iterations': iterations, '--cpu-prof': Boolean(profileDir) });

@@ -19,15 +19,9 @@ import { apiClient } from '../test/support/api-client.ts';
 import { corpusDir } from '../test/support/corpus.ts';
 import { removeDir } from '../test/support/stack-process.ts';
 import { uniqueJpeg } from './support/files.ts';
-import type { Log, PartResult } from './support/report.ts';
+import { countOption, type Log, type PartResult } from './support/report.ts';
 import { startBenchStack } from './support/stack.ts';
 import { distribution } from './support/stats.ts';
-
-function option(args: readonly string[], name: string, fallback: number): number {
-  const i = args.indexOf(name);
-  const value = i >= 0 ? Number(args[i + 1]) : Number.NaN;
-  return Number.isFinite(value) && value > 0 ? value : fallback;
-}
 
 /** `count` distinct JPEGs cycled from the corpus's, each tagged with a comment; their paths. */
 async function writePhotos(dir: string, count: number, round: number): Promise<string[]> {
@@ -104,9 +98,9 @@ async function withBareLoop(api: string, files: readonly string[], concurrency: 
 }
 
 export default async function runClientBench(log: Log, args: readonly string[] = []): Promise<PartResult> {
-  const rounds = option(args, '--rounds', 3);
-  const count = option(args, '--images', 500);
-  const concurrency = option(args, '--concurrency', 8);
+  const rounds = countOption(args, '--rounds', 3);
+  const count = countOption(args, '--images', 500);
+  const concurrency = countOption(args, '--concurrency', 8);
   const dir = await mkdtemp(path.join(tmpdir(), 'photo-intake-client-bench-'));
   const library: Timing[] = [];
   const bare: Timing[] = [];

@@ -34,6 +34,7 @@ import {
 } from '../test/support/lambda-assets.ts';
 import {
   closePart,
+  countOption,
   type Log,
   loadAverage,
   type PartResult,
@@ -44,12 +45,6 @@ import {
 import { distribution, fixed } from './support/stats.ts';
 
 const TARGET_API_MS = 300;
-
-function option(args: readonly string[], name: string, fallback: number): number {
-  const at = args.indexOf(name);
-  const value = at >= 0 ? Number(args[at + 1]) : Number.NaN;
-  return Number.isInteger(value) && value > 0 ? value : fallback;
-}
 
 /** An event each function handles without any upload: what "ready to serve" is checked with. */
 function eventFor(name: FunctionName): unknown {
@@ -155,7 +150,7 @@ export async function apiBundleInputs(): Promise<{
 }
 
 export default async function runColdStartBench(log: Log, args: readonly string[] = []): Promise<PartResult> {
-  const runs = option(args, '--runs', 10);
+  const runs = countOption(args, '--runs', 10);
   const command = reproduceCommand('coldstart', { '--runs': runs });
   const loadAtStart = loadAverage();
   log(`reproduce: ${command}`);

@@ -43,6 +43,7 @@ import {
 import { monotonicUs, type ProfileWindow, summarizeProfiles } from './support/profile.ts';
 import {
   closePart,
+  countOption,
   type Log,
   loadAverage,
   type PartResult,
@@ -83,12 +84,6 @@ const PROGRESS_EVERY_MS = 10_000;
 /** At least this long, and 2 s an image, before a round is given up. */
 const ROUND_TIMEOUT_MS = 15 * 60_000;
 const TARGET_FLOOR_RATIO = 0.85;
-
-function option(args: readonly string[], name: string, fallback: number): number {
-  const at = args.indexOf(name);
-  const value = at >= 0 ? Number(args[at + 1]) : Number.NaN;
-  return Number.isInteger(value) && value > 0 ? value : fallback;
-}
 
 interface Source {
   name: string;
@@ -459,13 +454,13 @@ function stackEnv(args: readonly string[]): Record<string, string> {
 }
 
 export default async function runLoadBench(log: Log, args: readonly string[] = []): Promise<PartResult> {
-  const images = option(args, '--images', 1000);
-  const rounds = option(args, '--rounds', 2);
-  const concurrency = option(args, '--concurrency', 32);
+  const images = countOption(args, '--images', 1000);
+  const rounds = countOption(args, '--rounds', 2);
+  const concurrency = countOption(args, '--concurrency', 32);
   /** The stack's OPTIMIZER_CONCURRENCY; its own default (the core count) when not given. */
-  const optimizerConcurrency = option(args, '--optimizer-concurrency', 0);
+  const optimizerConcurrency = countOption(args, '--optimizer-concurrency', 0);
   const workers = optimizerConcurrency || availableParallelism();
-  const floorImages = Math.min(images, option(args, '--floor-images', images));
+  const floorImages = Math.min(images, countOption(args, '--floor-images', images));
   const photosArg = args[args.indexOf('--photos') + 1];
   const photos: PhotoSet = args.includes('--photos') ? (photosArg as PhotoSet) : 'corpus';
   if (!PHOTO_SETS.includes(photos)) throw new Error(`--photos: one of ${PHOTO_SETS.join(', ')}`);

@@ -15,7 +15,7 @@ import sharp, { type Sharp } from 'sharp';
 import { configureSharp } from '../functions/optimizer/image/configure.ts';
 import { processImage } from '../functions/optimizer/image/process.ts';
 import { DEFAULT_VARIANTS, type VariantSpec } from '../functions/shared/variants.ts';
-import { loadAverage, reproduceCommand } from './support/report.ts';
+import { countOption, loadAverage, reproduceCommand } from './support/report.ts';
 
 const projectRoot = path.resolve(import.meta.dirname, '..');
 const corpusDir = path.resolve(projectRoot, '..', 'shared', 'corpus');
@@ -336,19 +336,13 @@ function peakRss(
   return JSON.parse(child.stdout.trim().split('\n').pop() ?? '{}') as { baselineMb: number; peakMb: number };
 }
 
-function option(args: readonly string[], name: string, fallback: number): number {
-  const at = args.indexOf(name);
-  const value = at >= 0 ? Number(args[at + 1]) : Number.NaN;
-  return Number.isFinite(value) && value > 0 ? value : fallback;
-}
-
 /** Runs the whole optimizer benchmark, writing report lines to `log`. */
 export default async function runOptimizerBench(
   log: (line: string) => void,
   args: readonly string[] = [],
 ): Promise<void> {
-  const runs = option(args, '--runs', 5);
-  const concurrency = option(args, '--sharp-concurrency', 1);
+  const runs = countOption(args, '--runs', 5);
+  const concurrency = countOption(args, '--sharp-concurrency', 1);
   const command = reproduceCommand('optimizer', { '--runs': runs, '--sharp-concurrency': concurrency });
   const loadAtStart = loadAverage();
   log(`reproduce: ${command}`);
@@ -452,7 +446,7 @@ const runDirectly =
 if (runDirectly) {
   const args = process.argv.slice(2);
   if (args[0] === '--peak-rss') {
-    await peakRssChild(args[1] ?? 'core', args[2] ?? '', option(args, '--sharp-concurrency', 1));
+    await peakRssChild(args[1] ?? 'core', args[2] ?? '', countOption(args, '--sharp-concurrency', 1));
   } else {
     await runOptimizerBench((line) => console.log(line), args);
   }

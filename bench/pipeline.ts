@@ -24,19 +24,20 @@ import { corpusDir } from '../test/support/corpus.ts';
 import { startWebhookReceiver, type WebhookReceiver } from '../test/support/webhook-receiver.ts';
 import { plainSharpVariants } from './optimizer.ts';
 import { monotonicUs, type ProfileWindow, summarizeProfiles } from './support/profile.ts';
-import { type Log, loadAverage, type PartResult, progress, reproduceCommand } from './support/report.ts';
+import {
+  countOption,
+  type Log,
+  loadAverage,
+  type PartResult,
+  progress,
+  reproduceCommand,
+} from './support/report.ts';
 import { cpuProfileDir, diffCpu, startBenchStack, threadCpuMs } from './support/stack.ts';
 import { distribution } from './support/stats.ts';
 
 /** The local stack's optimizer invocations at once by default (the cores of this machine); the floor
  * runs as many photos at once. */
 const CONCURRENCY = 2;
-
-function option(args: readonly string[], name: string, fallback: number): number {
-  const i = args.indexOf(name);
-  const value = i >= 0 ? Number(args[i + 1]) : Number.NaN;
-  return Number.isFinite(value) && value > 0 ? value : fallback;
-}
 
 async function photos(): Promise<LocalFile[]> {
   const dir = path.join(corpusDir, 'valid');
@@ -65,8 +66,8 @@ async function floor(
 }
 
 export default async function runPipelineBench(log: Log, args: readonly string[] = []): Promise<PartResult> {
-  const rounds = option(args, '--rounds', 3);
-  const concurrency = option(args, '--concurrency', CONCURRENCY);
+  const rounds = countOption(args, '--rounds', 3);
+  const concurrency = countOption(args, '--concurrency', CONCURRENCY);
   const profileDir = cpuProfileDir(args, 'pipeline');
   const command = reproduceCommand('pipeline', {
     '--rounds': rounds,

@@ -98,3 +98,10 @@ export function summaryTable(rows: readonly SummaryRow[]): string[] {
       .trimEnd();
   return [render(header), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.map(render)];
 }
+
+/** A count given on the command line as `name N` (a positive integer), or the fallback. */
+export function countOption(args: readonly string[], name: string, fallback: number): number {
+  const at = args.indexOf(name);
+  const value = at >= 0 ? Number(args[at + 1]) : Number.NaN;
+  return Number.isInteger(value) && value > 0 ? value : fallback;
+}
