@@ -237,8 +237,8 @@ export class DynamoStatusMoves implements StatusMoves {
 
   async remove(image: ImageRef): Promise<ImageItem | undefined> {
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-      const read = await this.#read(image);
-      if (!read) return undefined;
+      const read = await this.#read(image, { withBatch: true });
+      if (!read?.batch) return undefined;
       const { item, batch } = read;
       const wasFinal = FINAL_STATUSES.has(item.status);
       const after = { total: batch.total - 1, settled: batch.settled - (wasFinal ? 1 : 0) };
@@ -300,12 +300,8 @@ export class DynamoStatusMoves implements StatusMoves {
   ) {
     let withBatch = !options.imageOnly;
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-      const read =
-        attempt === 1 && options.seen
-          ? await this.#readBatch(image, options.seen)
-          : withBatch
-            ? await this.#read(image)
-            : await this.#readImage(image);
+      const seen = attempt === 1 ? options.seen : undefined;
+      const read = await this.#read(image, { withBatch: withBatch || seen !== undefined, seen });
       if (!read) return { applied: false, reason: 'missing' } as const;
       const { item } = read;
       const plan = decide(item, read.batch);
@@ -364,28 +360,23 @@ export class DynamoStatusMoves implements StatusMoves {
     return Date.parse(item.uploadExpiresAt) <= this.#table.now().getTime();
   }
 
-  /** The batch as it is now, beside the image as the caller saw it. */
-  async #readBatch(
+  /**
+   * The image and, `withBatch`, its batch, as they are now; undefined when either is missing. `seen`
+   * stands for the image (the caller's own recent copy) and saves reading it.
+   */
+  async #read(
     image: ImageRef,
-    seen: ImageItem,
-  ): Promise<{ item: ImageItem; batch: BatchRecord } | undefined> {
-    const batchRow = await this.#table.get(batchKey(image.batchId));
-    return batchRow ? { item: seen, batch: fromBatchRow(batchRow) } : undefined;
-  }
-
-  async #readImage(image: ImageRef): Promise<{ item: ImageItem; batch?: undefined } | undefined> {
-    const itemRow = await this.#table.get(itemKey(image.batchId, image.imageId));
-    if (!itemRow || typeof itemRow.imageId !== 'string') return undefined;
-    return { item: fromRow<ImageItem>(itemRow) };
-  }
-
-  async #read(image: ImageRef): Promise<{ item: ImageItem; batch: BatchRecord } | undefined> {
+    options: { withBatch: boolean; seen?: ImageItem | undefined },
+  ): Promise<{ item: ImageItem; batch: BatchRecord | undefined } | undefined> {
     const [itemRow, batchRow] = await Promise.all([
-      this.#table.get(itemKey(image.batchId, image.imageId)),
-      this.#table.get(batchKey(image.batchId)),
+      options.seen ? undefined : this.#table.get(itemKey(image.batchId, image.imageId)),
+      options.withBatch ? this.#table.get(batchKey(image.batchId)) : undefined,
     ]);
-    if (!itemRow || typeof itemRow.imageId !== 'string' || !batchRow) return undefined;
-    return { item: fromRow<ImageItem>(itemRow), batch: fromBatchRow(batchRow) };
+    const item =
+      options.seen ??
+      (itemRow && typeof itemRow.imageId === 'string' ? fromRow<ImageItem>(itemRow) : undefined);
+    if (!item || (options.withBatch && !batchRow)) return undefined;
+    return { item, batch: batchRow ? fromBatchRow(batchRow) : undefined };
   }
 
   #imageUpdate(image: ImageRef, from: StoredImageStatus, plan: Plan): TransactItem {
