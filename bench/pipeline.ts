@@ -291,11 +291,11 @@ async function breakdown(
   let active = 0;
   let between = 0;
   let atEnd = 0;
-  for (let i = 0; i < marks.length - 1; i++) {
-    active += (marks[i] as { delta: number }).delta;
-    const span = (marks[i + 1] as { at: number }).at - (marks[i] as { at: number }).at;
-    const idle = Math.max(0, round.concurrency - active) * span;
-    if ((marks[i] as { at: number }).at < lastStart) between += idle;
+  for (const [i, mark] of marks.slice(0, -1).entries()) {
+    const next = marks[i + 1] as (typeof marks)[number];
+    active += mark.delta;
+    const idle = Math.max(0, round.concurrency - active) * (next.at - mark.at);
+    if (mark.at < lastStart) between += idle;
     else atEnd += idle;
   }
   push('  of which: a worker idle while images wait (between images)', between / round.concurrency);

@@ -359,7 +359,7 @@ function checkRequestForm(ctx: S3rverContext): void {
   const copySource = ctx.headers['x-amz-copy-source'];
   if (copySource !== undefined) {
     try {
-      decodeURIComponent(single(copySource) ?? '');
+      decodeURI(single(copySource) ?? '');
     } catch {
       throw new S3Error('InvalidArgument', 'Invalid copy source encoding.', {
         ArgumentName: 'x-amz-copy-source',

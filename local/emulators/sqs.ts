@@ -134,11 +134,6 @@ async function configurePair(sqs: SQSClient, pair: QueuePairOptions): Promise<Qu
 }
 
 /**
- * fauxqs always listens on 0.0.0.0 (no option), which would expose an unauthenticated queue to
- * the network. While it starts, `listen` calls for 0.0.0.0 are redirected to 127.0.0.1; the result
- * is then checked, so a change in fauxqs fails here instead of silently listening everywhere.
- */
-/**
  * fauxqs writes every message move (send, receive, delete) to SQLite synchronously, on the one
  * thread that also runs the handlers, with SQLite's default `synchronous = FULL`: an fsync per
  * commit, 5-30 ms each on a busy disk. In WAL mode `NORMAL` syncs only at checkpoints: every commit
@@ -159,6 +154,11 @@ async function withoutFsyncPerCommit<T>(start: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * fauxqs always listens on 0.0.0.0 (no option), which would expose an unauthenticated queue to
+ * the network. While it starts, `listen` calls for 0.0.0.0 are redirected to 127.0.0.1; the result
+ * is then checked, so a change in fauxqs fails here instead of silently listening everywhere.
+ */
 async function onLoopback(start: () => Promise<FauxqsServer>): Promise<FauxqsServer> {
   const listen = Server.prototype.listen;
   Server.prototype.listen = function (this: Server, ...args: unknown[]) {
