@@ -4,6 +4,7 @@ import { createTable } from '../functions/shared/adapters.ts';
 import { getConfig } from '../functions/shared/config.ts';
 import { observeEvents } from '../functions/shared/fate/observe.ts';
 import { fanOut, webhookQueueSink } from '../functions/shared/push/sinks.ts';
+import { Sha256 } from '../functions/shared/sha256.ts';
 import { startEmulators } from './emulators/index.ts';
 import { fileEventSink, startOutboxRelay } from './glue/events.ts';
 import { startGateway } from './glue/gateway.ts';
@@ -139,7 +140,7 @@ export async function startLocalStack(
 
   const onError = (where: string) => (error: unknown) =>
     log(`${where}: ${error instanceof Error ? error.message : String(error)}`);
-  const sqs = new SQSClient({ region, endpoint: handlerEndpoints.sqs });
+  const sqs = new SQSClient({ region, endpoint: handlerEndpoints.sqs, sha256: Sha256 });
   const bridge = notificationBridge({
     sqs,
     queueUrl: emulators.queueUrl,

@@ -17,6 +17,7 @@ import { DynamoImageRecords } from '../../functions/shared/records/image-records
 import { DynamoQuotas } from '../../functions/shared/records/quotas.ts';
 import { DynamoSharedFiles } from '../../functions/shared/records/shared-files.ts';
 import { RecordsTable } from '../../functions/shared/records/table.ts';
+import { Sha256 } from '../../functions/shared/sha256.ts';
 import type { ObjectStore } from '../../functions/shared/storage/ports.ts';
 import { S3UrlSigner } from '../../functions/shared/storage/s3-url-signer.ts';
 import { ensureTable, startDynamoServer } from '../../local/emulators/dynamodb.ts';
@@ -84,13 +85,19 @@ export interface BreakdownRow {
 export async function apiBreakdown(iterations: number): Promise<BreakdownRow[]> {
   const dir = await mkdtemp(path.join(tmpdir(), 'photo-intake-breakdown-'));
   const server = await startDynamoServer({ directory: dir });
-  const raw = new DynamoDBClient({ region: REGION, endpoint: server.endpoint, credentials: CREDENTIALS });
+  const raw = new DynamoDBClient({
+    region: REGION,
+    endpoint: server.endpoint,
+    credentials: CREDENTIALS,
+    sha256: Sha256,
+  });
   const dynamo = DynamoDBDocumentClient.from(raw, { marshallOptions: { removeUndefinedValues: true } });
   const s3 = new S3Client({
     region: REGION,
     endpoint: 'http://127.0.0.1:9',
     forcePathStyle: true,
     credentials: CREDENTIALS,
+    sha256: Sha256,
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
   });

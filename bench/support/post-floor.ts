@@ -17,6 +17,7 @@ import { createBatch } from '../../functions/api/presign/create-batch.ts';
 import { parseConfig } from '../../functions/shared/config.ts';
 import { DynamoImageRecords } from '../../functions/shared/records/image-records.ts';
 import { RecordsTable, type Row } from '../../functions/shared/records/table.ts';
+import { Sha256 } from '../../functions/shared/sha256.ts';
 import type { PresignPutRequest } from '../../functions/shared/storage/ports.ts';
 import { S3UrlSigner } from '../../functions/shared/storage/s3-url-signer.ts';
 import type { DeclaredFile } from './files.ts';
@@ -61,7 +62,12 @@ export function postFloor(endpoints: { dynamodb: string; s3: string; tableName: 
   });
   // As functions/shared/clients.ts builds them for the local stack, with the local credentials.
   const dynamo = DynamoDBDocumentClient.from(
-    new DynamoDBClient({ region: REGION, endpoint: endpoints.dynamodb, credentials: CREDENTIALS }),
+    new DynamoDBClient({
+      region: REGION,
+      endpoint: endpoints.dynamodb,
+      credentials: CREDENTIALS,
+      sha256: Sha256,
+    }),
     { marshallOptions: { removeUndefinedValues: true } },
   );
   const s3 = new S3Client({
@@ -69,6 +75,7 @@ export function postFloor(endpoints: { dynamodb: string; s3: string; tableName: 
     endpoint: endpoints.s3,
     forcePathStyle: true,
     credentials: CREDENTIALS,
+    sha256: Sha256,
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
   });

@@ -75,20 +75,15 @@ export async function processUpload(deps: ProcessingDeps, object: CreatedObject)
     if (made.outcome.status === 'ready') {
       // The bytes are kept with their variants; the inbox (and whatever a later PUT put there) is
       // emptied, with any files an earlier, interrupted attempt left in the image's folder.
-      // Only an earlier attempt (`attempts` counts them) can have left files there.
+      // Only an earlier attempt (`attempts` counts them) can have left files there. The first
+      // ready image with a checksum lends its files to later uploads of the same bytes. The three
+      // are independent and each can be repeated, so they run at once.
+      const { sha256, owner, imageId, key } = started.item;
       await Promise.all([
         deps.objects.delete(object.bucket, [object.key]),
-        (started.item.attempts ?? 0) > 1 ? removeOthers(deps, started.item.imageId, made.written) : undefined,
+        (started.item.attempts ?? 0) > 1 ? removeOthers(deps, imageId, made.written) : undefined,
+        sha256 ? deps.sharedFiles.offer(owner, { sha256, imageId, key, ...made.outcome.facts }) : undefined,
       ]);
-      if (started.item.sha256) {
-        // The first ready image with this checksum lends its files to later uploads of the same bytes.
-        await deps.sharedFiles.offer(started.item.owner, {
-          sha256: started.item.sha256,
-          imageId: started.item.imageId,
-          key: started.item.key,
-          ...made.outcome.facts,
-        });
-      }
     }
   } else if (made.written.length > 0) {
     // Deleted meanwhile, or settled by another attempt (another PUT, a duplicate event): leave none

@@ -1,5 +1,6 @@
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { Config } from './config.ts';
+import { Sha256 } from './sha256.ts';
 
 /**
  * The SQS client, for the one function that sends and receives messages itself (the reconciler):
@@ -7,5 +8,5 @@ import type { Config } from './config.ts';
  */
 export function createSqsClient(config: Config): SQSClient {
   const { region, endpoints } = config;
-  return new SQSClient({ region, ...(endpoints.sqs ? { endpoint: endpoints.sqs } : {}) });
+  return new SQSClient({ region, sha256: Sha256, ...(endpoints.sqs ? { endpoint: endpoints.sqs } : {}) });
 }

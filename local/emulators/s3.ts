@@ -1,8 +1,9 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, createSecretKey, type KeyObject, randomBytes, randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import type { IncomingHttpHeaders } from 'node:http';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -94,7 +95,38 @@ interface RequestScope {
  * - the SDK's bucket-level requests (ListObjectsV2, DeleteObjects) pass the signature check, and
  *   ListObjectsV2 answers in one page (see below).
  */
+/**
+ * s3rver derives the SigV4 signing key (four HMACs) for every request it checks, and hands it to
+ * `createHmac` as bytes, which Node 24 checks slowly (functions/shared/sha256.ts). The key depends
+ * only on the secret, the day, the region and the service: it is derived once and kept as a
+ * `KeyObject`. Signatures are checked exactly as before.
+ */
+function cacheSigningKeys(): void {
+  type Derive = (secret: string, date: string, region: string, service: string) => Buffer;
+  const v4 = createRequire(import.meta.url)('@20minutes/s3rver/lib/signature/v4.js') as {
+    getSigningKey: Derive;
+    keysCached?: true;
+  };
+  if (v4.keysCached) return;
+  const derive = v4.getSigningKey;
+  const keys = new Map<string, KeyObject>();
+  const cached = (secret: string, date: string, region: string, service: string): KeyObject => {
+    const id = [secret, date, region, service].join('\n');
+    let key = keys.get(id);
+    if (!key) {
+      key = createSecretKey(derive(secret, date, region, service));
+      if (keys.size >= 64) keys.clear();
+      keys.set(id, key);
+    }
+    return key;
+  };
+  // s3rver passes the key only to `createHmac`, which takes a KeyObject as it takes bytes.
+  v4.getSigningKey = cached as unknown as Derive;
+  v4.keysCached = true;
+}
+
 export async function startS3Server(options: S3ServerOptions): Promise<S3Server> {
+  cacheSigningKeys();
   const corsOrigins = options.corsAllowedOrigins ?? [];
   const s3rver = new S3rver({
     address: '127.0.0.1',
@@ -452,12 +484,14 @@ async function putObjectAtomically(
   const verifier = checksumVerifier(declared.checksums);
   const staging = join(store.getBucketPath(object.bucket), `${STAGING_PREFIX}${randomUUID()}`);
   const stagingFiles = [staging, `${staging}.md5`, `${staging}.json`] as const;
-  const sha256 = createHash('sha256');
+  // Only a declared `x-amz-content-sha256` needs the SHA-256 of the whole body; S3 keeps the MD5 as the ETag.
+  const sha256 = declared.contentSha256 === undefined ? undefined : createHash('sha256');
   const md5 = createHash('md5');
   let size = 0;
+  let placed = false;
   try {
     if (Buffer.isBuffer(object.content)) {
-      sha256.update(object.content);
+      sha256?.update(object.content);
       md5.update(object.content);
       verifier.update(object.content);
       size = object.content.length;
@@ -465,7 +499,7 @@ async function putObjectAtomically(
     } else {
       const hashing = new Transform({
         transform(chunk: Buffer, _encoding, callback) {
-          sha256.update(chunk);
+          sha256?.update(chunk);
           md5.update(chunk);
           verifier.update(chunk);
           size += chunk.length;
@@ -479,7 +513,7 @@ async function putObjectAtomically(
     if (declared.md5 !== undefined && declared.md5 !== md5Digest.toString('base64')) {
       throw new S3Error('BadDigest', 'The Content-MD5 you specified did not match what we received.');
     }
-    if (declared.contentSha256 !== undefined && declared.contentSha256 !== sha256.digest('hex')) {
+    if (sha256 && declared.contentSha256 !== sha256.digest('hex')) {
       throw Object.assign(
         new S3Error(
           'XAmzContentSHA256Mismatch',
@@ -500,9 +534,11 @@ async function putObjectAtomically(
       await placeFile(stagingFiles[2], store.getResourcePath(object.bucket, object.key, 'metadata.json'));
       await placeFile(staging, objectPath);
     });
+    placed = true;
     return { size, md5: md5Hex };
   } finally {
-    await Promise.all(stagingFiles.map((file) => rm(file, { force: true })));
+    // Placed files were renamed away; anything else staged is removed.
+    if (!placed) await Promise.all(stagingFiles.map((file) => rm(file, { force: true })));
   }
 }
 
@@ -533,9 +569,11 @@ class KeyedLock {
   }
 }
 
-/** Renames into place; a concurrent delete may remove the (then empty) key directory, so retry once. */
+/**
+ * Renames into place. The key's directory is made only when the rename finds it missing: a new key,
+ * or a concurrent delete that removed the (then empty) directory.
+ */
 async function placeFile(from: string, to: string): Promise<void> {
-  await mkdir(dirname(to), { recursive: true });
   try {
     await rename(from, to);
   } catch (error) {
