@@ -22,6 +22,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type Metafile } from 'esbuild';
+import { BUNDLE_ALIASES } from '../lib/constructs/pipeline-function.ts';
 import { projectRoot } from '../test/support/corpus.ts';
 import {
   type DeployedFunctions,
@@ -122,6 +123,7 @@ export async function apiBundleInputs(): Promise<{
     mainFields: ['module', 'main'],
     minify: true,
     keepNames: true,
+    alias: { ...BUNDLE_ALIASES },
     banner: {
       js: "import { createRequire as __pipelineCreateRequire } from 'node:module'; const require = __pipelineCreateRequire(import.meta.url);",
     },

@@ -8,6 +8,16 @@ import { Construct } from 'constructs';
 
 const PROJECT_ROOT = join(import.meta.dirname, '..', '..');
 
+/**
+ * Modules the bundles take from elsewhere. `node:http` comes through `node-http.cjs`: the SDK imports
+ * it as an ES module, and building that import made Node load its fetch implementation at every cold
+ * start (20-30 ms of the API's import, docs/performance.md, Cold start), though no function uses it.
+ */
+export const BUNDLE_ALIASES: Readonly<Record<string, string>> = {
+  'node:http': join(import.meta.dirname, 'node-http.cjs'),
+  http: join(import.meta.dirname, 'node-http.cjs'),
+};
+
 export interface PipelineFunctionProps {
   /** The handler module, relative to the project root, exporting `handler`. */
   entry: string;
@@ -75,6 +85,9 @@ export class PipelineFunction extends Construct {
         // code imports subpaths (`@smithy/core/endpoints`, ...) that only recent versions have, and
         // the runtime's copy changes without notice. Only `nodeModules` stay outside the bundle.
         externalModules: [],
+        esbuildArgs: Object.fromEntries(
+          Object.entries(BUNDLE_ALIASES).map(([name, path]) => [`--alias:${name}`, path]),
+        ),
         // Bundled CommonJS dependencies call `require`, which ESM modules do not have.
         banner:
           "import { createRequire as __pipelineCreateRequire } from 'node:module'; const require = __pipelineCreateRequire(import.meta.url);",
