@@ -268,6 +268,44 @@ describe("settings applied through the handlers' wiring", () => {
       const other = startApi({ REQUESTS_PER_MINUTE: '7' }, api.clock.now);
       expect((await other.request('GET /v1/limits')).status).toBe(200);
     });
+    it('reads a polled batch beside the rate check, and answers a refused poll with 429 and nothing of the batch', async () => {
+      const api = startApi({ REQUESTS_PER_MINUTE: '2' }, '2026-05-01T08:00:12.000Z');
+      const created = await api.createBatch([jpeg('a.jpg')]);
+      expect(created.status).toBe(201);
+      const poll = () =>
+        api.request('GET /v1/batches/{batchId}', { pathParameters: { batchId: created.body.batchId } });
+
+      // The rate check is held until the batch record has been read. A poll whose read waited for the
+      // check would never be answered; this one is, so it costs one round trip, not two.
+      const { quotas, records } = api.adapters;
+      const hit = quotas.hit.bind(quotas);
+      const getBatch = records.getBatch.bind(records);
+      let readStarted = () => {};
+      const read = new Promise<void>((resolve) => {
+        readStarted = resolve;
+      });
+      records.getBatch = (batchId) => {
+        readStarted();
+        return getBatch(batchId);
+      };
+      quotas.hit = async (...args) => {
+        const waited = await Promise.race([
+          read.then(() => true),
+          new Promise<false>((resolve) => setTimeout(() => resolve(false), 2_000)),
+        ]);
+        if (!waited) throw new Error('The batch was not read before the rate check answered.');
+        return hit(...args);
+      };
+      const answered = await poll();
+      expect(answered.status).toBe(200);
+      expect(answered.body.batchId).toBe(created.body.batchId);
+
+      // The third request in the minute is refused, though the batch exists and was read meanwhile.
+      const refused = await poll();
+      expect(refused.status).toBe(429);
+      expect(refused.body).toEqual({ error: expect.objectContaining({ code: 'RateLimited' }) });
+      expect(refused.headers.etag).toBeUndefined();
+    });
   });
 
   describe('RECORD_RETENTION_DAYS', () => {
