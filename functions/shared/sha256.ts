@@ -10,7 +10,8 @@ const keyBytes = (data: SourceData): Buffer | string => {
 
 /**
  * SHA-256 and HMAC-SHA256 for the AWS SDK clients' request signing (`sha256` in a client's
- * configuration); the same digests as the SDK's own `Hash`, which a test holds it to.
+ * configuration); the same digests as the SDK's own (`Sha256` of `@smithy/core/checksum`), which a
+ * test holds it to.
  *
  * Why not the SDK's: on Node.js 24 (the Lambda runtime), `createHmac` with a key given as bytes
  * checks whether the key is a `KeyObject` or a `CryptoKey` by throwing and catching twice, which

@@ -77,25 +77,6 @@ interface RequestScope {
 }
 
 /**
- * Starts an S3-compatible server (s3rver) on 127.0.0.1 with these changes, so that what the
- * pipeline relies on behaves as on S3:
- * - requests without a signature are refused (`403 AccessDenied`), as on a private bucket;
- * - a PUT (or part upload) whose bytes do not match any checksum it signs in its query or sends as
- *   a header (`x-amz-checksum-crc32`, `-crc32c`, `-crc64nvme`, `-sha1`, `-sha256`, `Content-MD5`,
- *   a hex `x-amz-content-sha256`) is refused with `400 BadDigest` and stores nothing; signatures
- *   are still checked first;
- * - a key or bucket that would leave the bucket's folder (`..`, NUL, ...) is refused with a 400
- *   (see `s3-paths.ts`), on every path: put, get, head, delete, copy, list, tagging, multipart;
- * - CORS is answered here for every bucket (preflights, and headers on every response, errors
- *   included) from `corsAllowedOrigins`;
- * - objects are written to a staging file, fsynced and renamed into place, so readers never see a
- *   partial object and a failed upload leaves any previous version intact;
- * - `ObjectCreated:*` notifications carry URL-encoded keys (`a b.jpg` -> `a+b.jpg`) and are
- *   delivered only once the object is readable;
- * - the SDK's bucket-level requests (ListObjectsV2, DeleteObjects) pass the signature check, and
- *   ListObjectsV2 answers in one page (see below).
- */
-/**
  * s3rver derives the SigV4 signing key (four HMACs) for every request it checks, and hands it to
  * `createHmac` as bytes, which Node 24 checks slowly (functions/shared/sha256.ts). The key depends
  * only on the secret, the day, the region and the service: it is derived once and kept as a
@@ -125,6 +106,25 @@ function cacheSigningKeys(): void {
   v4.keysCached = true;
 }
 
+/**
+ * Starts an S3-compatible server (s3rver) on 127.0.0.1 with these changes, so that what the
+ * pipeline relies on behaves as on S3:
+ * - requests without a signature are refused (`403 AccessDenied`), as on a private bucket;
+ * - a PUT (or part upload) whose bytes do not match any checksum it signs in its query or sends as
+ *   a header (`x-amz-checksum-crc32`, `-crc32c`, `-crc64nvme`, `-sha1`, `-sha256`, `Content-MD5`,
+ *   a hex `x-amz-content-sha256`) is refused with `400 BadDigest` and stores nothing; signatures
+ *   are still checked first;
+ * - a key or bucket that would leave the bucket's folder (`..`, NUL, ...) is refused with a 400
+ *   (see `s3-paths.ts`), on every path: put, get, head, delete, copy, list, tagging, multipart;
+ * - CORS is answered here for every bucket (preflights, and headers on every response, errors
+ *   included) from `corsAllowedOrigins`;
+ * - objects are written to a staging file and renamed into place, so readers never see a
+ *   partial object and a failed upload leaves any previous version intact;
+ * - `ObjectCreated:*` notifications carry URL-encoded keys (`a b.jpg` -> `a+b.jpg`) and are
+ *   delivered only once the object is readable;
+ * - the SDK's bucket-level requests (ListObjectsV2, DeleteObjects) pass the signature check, and
+ *   ListObjectsV2 answers in one page (see below).
+ */
 export async function startS3Server(options: S3ServerOptions): Promise<S3Server> {
   cacheSigningKeys();
   const corsOrigins = options.corsAllowedOrigins ?? [];
