@@ -1,7 +1,12 @@
 import type { CreatedBatch, CreatedItem, PresignedUpload } from '../../../contract/index.ts';
 import { newId } from '../../shared/ids.ts';
 import type { BatchRecords, Quotas, SharedFileRecords, SharedFiles } from '../../shared/records/ports.ts';
-import type { ImageItem, RejectedItem, StoredCounts } from '../../shared/records/types.ts';
+import {
+  type ImageItem,
+  type RejectedItem,
+  readyFacts,
+  type StoredCounts,
+} from '../../shared/records/types.ts';
 import { uploadKey } from '../../shared/storage/object-keys.ts';
 import { type UrlSigner, uploadWindow } from '../../shared/storage/ports.ts';
 import { ApiError } from '../errors.ts';
@@ -172,19 +177,7 @@ async function reserveOpenUploads(deps: CreateBatchDeps, owner: string, adding: 
 }
 
 function duplicateRecord(image: ImageItem, shared: SharedFiles): ImageItem {
-  const { width, height, format, placeholder, variants, originalKey } = shared;
-  return {
-    ...image,
-    status: 'ready',
-    key: shared.key,
-    width,
-    height,
-    format,
-    placeholder,
-    variants,
-    ...(originalKey ? { originalKey } : {}),
-    duplicateOf: shared.imageId,
-  };
+  return { ...image, status: 'ready', key: shared.key, ...readyFacts(shared), duplicateOf: shared.imageId };
 }
 
 /** The batch row: its counts start from the items as created (rejected and duplicates are final). */

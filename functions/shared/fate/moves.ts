@@ -9,6 +9,7 @@ import {
   FINAL_STATUSES,
   type ImageItem,
   type ReadyFacts,
+  readyFacts,
   STATUS_RANK,
   type StoredImageStatus,
   type TransitionResult,
@@ -147,20 +148,10 @@ export class DynamoStatusMoves implements StatusMoves {
           outcome.status === 'expired' ? [] : [imageFinished(finished, time)];
         switch (outcome.status) {
           case 'ready': {
-            const { width, height, format, placeholder, variants, originalKey } = outcome.facts;
             return {
               ...base,
               // A ready image is kept until deleted.
-              set: {
-                status: 'ready',
-                updatedAt: time,
-                width,
-                height,
-                format,
-                placeholder,
-                variants,
-                ...(originalKey ? { originalKey } : {}),
-              },
+              set: { status: 'ready', updatedAt: time, ...readyFacts(outcome.facts) },
               remove: [TABLE_SCHEMA.ttlAttribute, 'error', 'openOwner', 'openShard'],
               // Nor is its batch removed while it holds one: DELETE and the batch's status need it.
               batchRemove: [TABLE_SCHEMA.ttlAttribute],

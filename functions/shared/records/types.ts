@@ -116,6 +116,12 @@ export interface ReadyFacts {
   originalKey?: string;
 }
 
+/** Just the ready facts of a wider record (no `originalKey` key when there is none). */
+export function readyFacts(source: ReadyFacts): ReadyFacts {
+  const { width, height, format, placeholder, variants, originalKey } = source;
+  return { width, height, format, placeholder, variants, ...(originalKey ? { originalKey } : {}) };
+}
+
 /** Whether a transition was applied, or why not. */
 export type TransitionResult =
   | { applied: true; item: ImageItem }
