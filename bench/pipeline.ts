@@ -39,14 +39,15 @@ import { distribution } from './support/stats.ts';
  * runs as many photos at once. */
 const CONCURRENCY = 2;
 
-async function photos(): Promise<LocalFile[]> {
+/** The corpus JPEG photos (0.1-8.3 MP), read in place. */
+export async function corpusPhotos(): Promise<LocalFile[]> {
   const dir = path.join(corpusDir, 'valid');
   const names = (await readdir(dir)).filter((name) => /\.jpe?g$/i.test(name)).sort();
   return Promise.all(names.map((name) => loadFile(path.join(dir, name))));
 }
 
 /** Every photo's variants with plain sharp, `concurrency` photos at a time; wall and CPU ms. */
-async function floor(
+export async function sharpFloor(
   files: readonly LocalFile[],
   concurrency: number,
 ): Promise<{ wallMs: number; cpuMs: number }> {
@@ -77,15 +78,15 @@ export default async function runPipelineBench(log: Log, args: readonly string[]
   const loadAtStart = loadAverage();
   log(`reproduce: ${command}`);
   log(`load average at start: ${loadAtStart.join(' ')}`);
-  const files = await photos();
+  const files = await corpusPhotos();
   const megapixels = files.length;
   log(`pipeline: ${files.length} corpus JPEGs, ${rounds} rounds, ${concurrency} at a time`);
 
-  await floor(files, concurrency); // warm-up: sharp's first calls load codecs
+  await sharpFloor(files, concurrency); // warm-up: sharp's first calls load codecs
   const floors: number[] = [];
   const floorCpu: number[] = [];
   for (let r = 0; r < rounds; r++) {
-    const { wallMs, cpuMs } = await floor(files, concurrency);
+    const { wallMs, cpuMs } = await sharpFloor(files, concurrency);
     floors.push(wallMs);
     floorCpu.push(cpuMs);
   }

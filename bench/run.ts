@@ -1,6 +1,6 @@
 /**
- * `npm run bench`: the API, load, pipeline, client, optimizer and cold-start benchmarks, in that order,
- * then a summary table. A part that fails is reported and the others still run (exit code 1). Each
+ * `npm run bench`: the API, load, pipeline, client, optimizer, cold-start and function benchmarks, in
+ * that order, then a summary table. A part that fails is reported and the others still run (exit code 1). Each
  * part prints the command that reproduces it; the machine's load average at the start and end of each
  * part goes into the results.
  * Results are also written to `bench/results/<timestamp>.json` (git-ignored).
@@ -38,6 +38,7 @@ const PARTS: Record<string, () => Promise<PartRunner>> = {
     };
   },
   coldstart: async () => (await import('./coldstart.ts')).default,
+  function: async () => (await import('./function.ts')).default,
 };
 
 interface PartRecord {
