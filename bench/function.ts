@@ -13,7 +13,11 @@
  * the same round: plain sharp making the same variants of the same photos, as many at once, with
  * the function's libvips settings. Round 0 warms both up and is not counted.
  *
- *   npm run bench -- function [--rounds 3] [--concurrency 2]
+ * `--latency-ms N` holds every S3 and DynamoDB request N ms on its way (a proxy in the services'
+ * process): the round trips a Lambda has to the real services, which the function's own order of
+ * work decides how often it waits for.
+ *
+ *   npm run bench -- function [--rounds 3] [--concurrency 2] [--latency-ms 0]
  */
 import { fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -42,8 +46,8 @@ import { distribution } from './support/stats.ts';
 const UPLOAD_PREFIX = 'uploads/';
 
 /** The services child: its endpoints, the S3 notifications it sends, and its CPU. */
-async function startServices(dataDir: string) {
-  const child = fork(path.join(import.meta.dirname, 'support', 'services.ts'), [dataDir], {
+async function startServices(dataDir: string, latencyMs: number) {
+  const child = fork(path.join(import.meta.dirname, 'support', 'services.ts'), [dataDir, String(latencyMs)], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const created: S3Event['Records'] = [];
@@ -103,15 +107,23 @@ function sqsRecord(record: S3Event['Records'][number], queueArn: string): SQSRec
 export default async function runFunctionBench(log: Log, args: readonly string[] = []): Promise<PartResult> {
   const rounds = countOption(args, '--rounds', 3);
   const concurrency = countOption(args, '--concurrency', 2);
-  const command = reproduceCommand('function', { '--rounds': rounds, '--concurrency': concurrency });
+  const latencyMs = countOption(args, '--latency-ms', 0);
+  const command = reproduceCommand('function', {
+    '--rounds': rounds,
+    '--concurrency': concurrency,
+    '--latency-ms': latencyMs || undefined,
+  });
   const loadAtStart = loadAverage();
   log(`reproduce: ${command}`);
   log(`load average at start: ${loadAtStart.join(' ')}`);
   const files = await corpusPhotos();
-  log(`function: ${files.length} corpus JPEGs, ${rounds} rounds, ${concurrency} invocations at once`);
+  log(
+    `function: ${files.length} corpus JPEGs, ${rounds} rounds, ${concurrency} invocations at once` +
+      (latencyMs > 0 ? `, every S3 and DynamoDB request held ${latencyMs} ms` : ''),
+  );
 
   const root = await mkdtemp(path.join(tmpdir(), 'photo-intake-function-'));
-  const services = await startServices(root);
+  const services = await startServices(root, latencyMs);
   // The handler reads its configuration once, on import, as on Lambda; this process's environment
   // and sharp's settings are put back afterwards, for the parts that run after this one.
   const savedEnv = { ...process.env };
@@ -223,6 +235,7 @@ export default async function runFunctionBench(log: Log, args: readonly string[]
   const details: Record<string, unknown> = {
     command,
     concurrency,
+    latencyMs,
     photos: files.map((f) => f.name),
     floorWall,
     floorCpu,

@@ -59,8 +59,17 @@ export async function processUpload(deps: ProcessingDeps, object: CreatedObject)
     deps.logger.warn('Ignoring an object the pipeline did not name', { key: object.key });
     return 'skipped';
   }
-  const started = await deps.moves.advance(ids, 'processing', { landedAt: object.eventTime });
+  // The bytes are read while the status moves: both are round trips, neither needs the other, and a
+  // refused move (a duplicate or late event, a deleted image) only wastes the read.
+  const reading = readUpload(deps, object);
+  const started = await deps.moves.advance(ids, 'processing', { landedAt: object.eventTime }).catch(
+    async (error: unknown) => {
+      await reading;
+      throw error;
+    },
+  );
   if (!started.applied) {
+    await reading;
     // Deleted, never issued, or already final: a duplicate or late event changes nothing, and
     // bytes PUT after the image was settled or deleted are not kept.
     deps.logger.info('Nothing to do for this event', { ...ids, reason: started.reason });
@@ -69,7 +78,7 @@ export async function processUpload(deps: ProcessingDeps, object: CreatedObject)
     }
     return 'skipped';
   }
-  const made = await makeVariants(deps, object, started.item);
+  const made = await makeVariants(deps, object, started.item, await reading);
   const done = await deps.moves.settle(ids, made.outcome, started.item);
   if (done.applied) {
     if (made.outcome.status === 'ready') {
@@ -84,6 +93,9 @@ export async function processUpload(deps: ProcessingDeps, object: CreatedObject)
         (started.item.attempts ?? 0) > 1 ? removeOthers(deps, imageId, made.written) : undefined,
         sha256 ? deps.sharedFiles.offer(owner, { sha256, imageId, key, ...made.outcome.facts }) : undefined,
       ]);
+    } else if (made.written.length > 0) {
+      // Bytes that are not an image were kept while they were tried; now nothing names them.
+      await deps.objects.delete(deps.variantsBucket, made.written);
     }
   } else if (made.written.length > 0) {
     // Deleted meanwhile, or settled by another attempt (another PUT, a duplicate event): leave none
@@ -154,23 +166,31 @@ const failed = (code: FailureInfo['code'], message: string) => ({
   written: [] as string[],
 });
 
+/** The upload's bytes, or why they could not be read; never rejects, so it can wait beside other work. */
+type Read = { stored: StoredObject } | { error: unknown };
+
+const readUpload = (deps: ProcessingDeps, object: CreatedObject): Promise<Read> =>
+  deps.objects.get(object.bucket, object.key, deps.maxBytes).then(
+    (stored) => ({ stored }),
+    (error: unknown) => ({ error }),
+  );
+
 async function makeVariants(
   deps: ProcessingDeps,
   object: CreatedObject,
   image: ImageItem,
+  read: Read,
 ): Promise<{ outcome: Outcome; written: string[] }> {
-  let stored: StoredObject;
-  try {
-    stored = await deps.objects.get(object.bucket, object.key, deps.maxBytes);
-  } catch (error) {
-    if (error instanceof ObjectTooLargeError) {
+  if ('error' in read) {
+    if (read.error instanceof ObjectTooLargeError) {
       return failed('TooLarge', `The file is over the ${deps.maxBytes}-byte limit.`);
     }
-    if (error instanceof ObjectNotFoundError) {
+    if (read.error instanceof ObjectNotFoundError) {
       return failed('ProcessingFailed', 'The uploaded file was removed before it was processed.');
     }
-    throw error;
+    throw read.error;
   }
+  const { stored } = read;
   if (stored.size !== image.size) {
     return failed(
       stored.size > image.size ? 'TooLarge' : 'CorruptImage',
@@ -181,18 +201,28 @@ async function makeVariants(
   if (image.sha256 && sha256 !== image.sha256) {
     return failed('ChecksumMismatch', 'The stored file does not match the sha256 given for it.');
   }
+  // Everything made from these bytes, and the bytes themselves, go in one folder named after them.
+  const folder = outputFolder(image.imageId, sha256);
+  const original = originalKey(folder);
+  // The bytes are kept while the variants are made: the copy needs none of them, and bytes that turn
+  // out not to be an image only cost removing the copy again. Settled before anything is returned or
+  // thrown, so no write outlives the attempt.
+  const keeping = keepOriginal(deps, object, stored, original, stored.contentType ?? image.type).then(
+    () => undefined,
+    (error: unknown) => ({ error }),
+  );
   let processed: Awaited<ReturnType<typeof processImage>>;
   try {
     processed = await processImage(stored.body, deps.specs, deps.limits);
   } catch (error) {
-    if (error instanceof ImageError) return failed(error.code, error.message);
-    throw error;
+    const keptFailure = await keeping;
+    if (!(error instanceof ImageError)) throw error;
+    // The copy is removed once the image is settled (processUpload): until then another attempt at
+    // the same bytes may still make them ready, in this same folder.
+    return { ...failed(error.code, error.message), written: keptFailure ? [] : [original] };
   }
-  // Everything made from these bytes, and the bytes themselves, go in one folder named after them.
-  const folder = outputFolder(image.imageId, sha256);
-  const original = originalKey(folder);
-  const [variants] = await Promise.all([
-    Promise.all(
+  const [variants, keptFailure] = await Promise.all([
+    Promise.allSettled(
       processed.variants.map(async (variant): Promise<VariantRecord> => {
         const key = variantKey(folder, variant);
         await deps.objects.put(deps.variantsBucket, key, variant.body, variant.contentType);
@@ -200,14 +230,18 @@ async function makeVariants(
         return { name, format, width, height, size, key };
       }),
     ),
-    keepOriginal(deps, object, stored, original, stored.contentType ?? image.type),
+    keeping,
   ]);
+  if (keptFailure) throw keptFailure.error;
+  const unwritten = variants.find((result) => result.status === 'rejected');
+  if (unwritten) throw unwritten.reason;
+  const written = variants.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
   const { width, height, format, placeholder } = processed;
   return {
     outcome: {
       status: 'ready',
-      facts: { width, height, format, placeholder, variants, originalKey: original },
+      facts: { width, height, format, placeholder, variants: written, originalKey: original },
     },
-    written: [...variants.map((v) => v.key), original],
+    written: [...written.map((v) => v.key), original],
   };
 }

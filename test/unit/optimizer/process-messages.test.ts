@@ -179,6 +179,83 @@ describe('processMessages (the optimizer over one SQS batch)', () => {
     expect(objects.objects.has(`${UPLOADS}/${image.key}`)).toBe(false);
   });
 
+  it('reads the bytes while the image moves to processing, not after', async () => {
+    const image = uploaded(photo);
+    // The move to `processing` answers only once the bytes have been asked for: a read that waited
+    // for the move would never start.
+    let read = () => {};
+    const reading = new Promise<void>((resolve) => {
+      read = resolve;
+    });
+    const watched = new Proxy(objects, {
+      get(target, name) {
+        const value = Reflect.get(target, name);
+        if (name === 'get') read();
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const advance = moves.advance.bind(moves);
+    moves.advance = async (...args) => {
+      if (args[1] === 'processing') await reading;
+      return advance(...args);
+    };
+
+    const event = sqsEvent([{ messageId: 'm', bucket: UPLOADS, key: image.key }]);
+    expect((await processMessages({ ...deps, objects: watched }, event)).batchItemFailures).toEqual([]);
+    expect(moves.get(image.imageId)).toMatchObject({ status: 'ready' });
+  });
+
+  it('leaves no file of a file that is not an image, though its bytes were kept while it was tried', async () => {
+    const notAnImage = uploaded(Buffer.from('this is a text file, not a photo'));
+    await processMessages(deps, sqsEvent([{ messageId: 'm', bucket: UPLOADS, key: notAnImage.key }]));
+
+    expect(moves.get(notAnImage.imageId)).toMatchObject({
+      status: 'failed',
+      error: { code: 'UnsupportedFormat' },
+    });
+    expect([...objects.objects.keys()].filter((id) => id.startsWith(`${VARIANTS}/`))).toEqual([]);
+  });
+
+  it("keeps a ready image's original when another attempt at the same bytes fails after it", async () => {
+    const image = uploaded(photo);
+    const event = sqsEvent([{ messageId: 'm', bucket: UPLOADS, key: image.key }]);
+    // A second delivery of the event starts beside the first, but reads the bytes only once the first
+    // has made the image ready and the client has PUT the same bytes again; it then fails on them
+    // (here: a pixel limit lowered meanwhile) after keeping them in the same folder.
+    let release = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const held = new Proxy(objects, {
+      get(target, name) {
+        if (name === 'get') {
+          return async (...args: Parameters<MemoryObjectStore['get']>) => {
+            await released;
+            return target.get(...args);
+          };
+        }
+        const value = Reflect.get(target, name);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const second = processMessages(
+      { ...deps, objects: held, limits: { ...LIMITS, maxInputPixels: 1 } },
+      event,
+    );
+    await processMessages(deps, event);
+    const ready = moves.get(image.imageId);
+    expect(ready).toMatchObject({ status: 'ready', attempts: 2 });
+    objects.set(UPLOADS, image.key, photo);
+    release();
+    await second;
+
+    expect(moves.get(image.imageId)).toEqual(ready);
+    expect(objects.objects.get(`${VARIANTS}/${ready?.originalKey}`)?.body).toEqual(photo);
+    for (const variant of ready?.variants ?? []) {
+      expect(objects.objects.has(`${VARIANTS}/${variant.key}`)).toBe(true);
+    }
+  });
+
   it('acknowledges a message that names no created object, and keys the pipeline did not make', async () => {
     const testEvent = sqsEvent([{ messageId: 'test', bucket: UPLOADS, key: 'x' }]);
     const record = testEvent.Records[0];
