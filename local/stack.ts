@@ -196,8 +196,8 @@ export async function startLocalStack(
     region,
     handler: optimizer.handler,
     concurrency: settings.optimizerConcurrency,
-    // One message per invocation: on one machine a worker holding a batch would keep work from an
-    // idle one at the end of a burst (deployed, Lambda scales out instead and takes batches of 5).
+    // One message per invocation, as deployed (lib/constructs/image-optimizer.ts): a worker holding a
+    // batch would keep work from an idle one at the end of a burst.
     batchSize: 1,
     functionTimeoutMs: settings.processingTimeoutMs * 1.5,
     onError: onError('optimizer'),
