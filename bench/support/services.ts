@@ -29,7 +29,8 @@ export interface ServiceEndpoints {
 if (import.meta.main) {
   const dataDir = process.argv[2];
   const latencyMs = Number(process.argv[3] ?? 0);
-  if (!dataDir || !process.send) throw new Error('usage: fork(services.ts, [dataDir]) with an IPC channel');
+  if (!dataDir || !process.send)
+    throw new Error('usage: fork(services.ts, [dataDir, latencyMs]) with an IPC channel');
   const emulators = await startEmulators({
     dataDir,
     buckets: { upload: SERVICE_NAMES.uploadBucket, variants: SERVICE_NAMES.variantsBucket },
