@@ -62,12 +62,12 @@ export async function processUpload(deps: ProcessingDeps, object: CreatedObject)
   // The bytes are read while the status moves: both are round trips, neither needs the other, and a
   // refused move (a duplicate or late event, a deleted image) only wastes the read.
   const reading = readUpload(deps, object);
-  const started = await deps.moves.advance(ids, 'processing', { landedAt: object.eventTime }).catch(
-    async (error: unknown) => {
+  const started = await deps.moves
+    .advance(ids, 'processing', { landedAt: object.eventTime })
+    .catch(async (error: unknown) => {
       await reading;
       throw error;
-    },
-  );
+    });
   if (!started.applied) {
     await reading;
     // Deleted, never issued, or already final: a duplicate or late event changes nothing, and
