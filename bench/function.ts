@@ -15,14 +15,16 @@
  *
  * `--latency-ms N` holds every S3 and DynamoDB request N ms on its way (a proxy in the services'
  * process): the round trips a Lambda has to the real services, which the function's own order of
- * work decides how often it waits for.
+ * work decides how often it waits for. `--pin` runs this process (the function and the floor) on
+ * CPU 0 and the services on the other CPUs (`taskset`), so that the services' work no longer takes
+ * the function's CPU, as on AWS, where they run on other machines.
  *
- *   npm run bench -- function [--rounds 3] [--concurrency 2] [--latency-ms 0]
+ *   npm run bench -- function [--rounds 3] [--concurrency 2] [--latency-ms 0] [--pin]
  */
-import { fork } from 'node:child_process';
+import { execFileSync, fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import type { S3Event, SQSEvent, SQSRecord } from 'aws-lambda';
 import sharp from 'sharp';
@@ -63,6 +65,7 @@ async function startServices(dataDir: string, latencyMs: number) {
   const endpoints = await ready;
   return {
     endpoints,
+    pid: child.pid ?? 0,
     /** The notifications of `count` objects under `prefix`, once all have arrived (S3 sends them after each PUT). */
     async notified(prefix: string, count: number): Promise<S3Event['Records']> {
       const deadline = Date.now() + 30_000;
@@ -82,6 +85,10 @@ async function startServices(dataDir: string, latencyMs: number) {
     },
   };
 }
+
+/** Puts every thread of a process (and so every thread it starts later) on these CPUs (`taskset`). */
+const pinTo = (pid: number, cpus: string) =>
+  execFileSync('taskset', ['--all-tasks', '--cpu-list', '--pid', cpus, String(pid)], { stdio: 'ignore' });
 
 /** The SQS message Lambda's poller hands the function for one S3 notification (first receive). */
 function sqsRecord(record: S3Event['Records'][number], queueArn: string): SQSRecord {
@@ -108,10 +115,15 @@ export default async function runFunctionBench(log: Log, args: readonly string[]
   const rounds = countOption(args, '--rounds', 3);
   const concurrency = countOption(args, '--concurrency', 2);
   const latencyMs = countOption(args, '--latency-ms', 0);
+  const pin = args.includes('--pin');
+  const cpus = availableParallelism();
+  if (pin && cpus < 2)
+    throw new Error('--pin needs 2 CPUs or more: one for the function, the rest for the services');
   const command = reproduceCommand('function', {
     '--rounds': rounds,
     '--concurrency': concurrency,
     '--latency-ms': latencyMs || undefined,
+    '--pin': pin,
   });
   const loadAtStart = loadAverage();
   log(`reproduce: ${command}`);
@@ -119,11 +131,16 @@ export default async function runFunctionBench(log: Log, args: readonly string[]
   const files = await corpusPhotos();
   log(
     `function: ${files.length} corpus JPEGs, ${rounds} rounds, ${concurrency} invocations at once` +
-      (latencyMs > 0 ? `, every S3 and DynamoDB request held ${latencyMs} ms` : ''),
+      (latencyMs > 0 ? `, every S3 and DynamoDB request held ${latencyMs} ms` : '') +
+      (pin ? `; the function and the floor on CPU 0, the services on CPUs 1-${cpus - 1}` : ''),
   );
 
   const root = await mkdtemp(path.join(tmpdir(), 'photo-intake-function-'));
   const services = await startServices(root, latencyMs);
+  if (pin) {
+    pinTo(process.pid, '0');
+    pinTo(services.pid, `1-${cpus - 1}`);
+  }
   // The handler reads its configuration once, on import, as on Lambda; this process's environment
   // and sharp's settings are put back afterwards, for the parts that run after this one.
   const savedEnv = { ...process.env };
@@ -225,6 +242,7 @@ export default async function runFunctionBench(log: Log, args: readonly string[]
     Object.assign(process.env, savedEnv);
     sharp.concurrency(savedSharp.concurrency);
     sharp.cache(true);
+    if (pin) pinTo(process.pid, `0-${cpus - 1}`);
     await services.stop();
     await removeDir(root);
   }
@@ -236,6 +254,7 @@ export default async function runFunctionBench(log: Log, args: readonly string[]
     command,
     concurrency,
     latencyMs,
+    pin,
     photos: files.map((f) => f.name),
     floorWall,
     floorCpu,
