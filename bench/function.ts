@@ -19,11 +19,15 @@
  * CPU 0 and the services on the other CPUs (`taskset`), so that the services' work no longer takes
  * the function's CPU, as on AWS, where they run on other machines.
  *
- *   npm run bench -- function [--rounds 3] [--concurrency 2] [--latency-ms 0] [--pin]
+ * `--cpu-prof` profiles this process's main thread and prints where the function's CPU went in the
+ * counted rounds.
+ *
+ *   npm run bench -- function [--rounds 3] [--concurrency 2] [--latency-ms 0] [--pin] [--cpu-prof]
  */
 import { execFileSync, fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import type { S3Event, SQSEvent, SQSRecord } from 'aws-lambda';
@@ -33,6 +37,7 @@ import { PrometheusMetrics } from '../local/glue/prometheus.ts';
 import { type LocalFile, putUpload } from '../test/support/api-client.ts';
 import { removeDir } from '../test/support/stack-process.ts';
 import { corpusPhotos, sharpFloor } from './pipeline.ts';
+import { monotonicUs, type ProfileWindow, summarizeProfiles } from './support/profile.ts';
 import {
   closePart,
   countOption,
@@ -42,7 +47,7 @@ import {
   reproduceCommand,
 } from './support/report.ts';
 import { SERVICE_NAMES, type ServiceEndpoints } from './support/services.ts';
-import { diffCpu, threadCpuMs } from './support/stack.ts';
+import { cpuProfileDir, diffCpu, threadCpuMs } from './support/stack.ts';
 import { distribution } from './support/stats.ts';
 
 const UPLOAD_PREFIX = 'uploads/';
@@ -116,6 +121,7 @@ export default async function runFunctionBench(log: Log, args: readonly string[]
   const concurrency = countOption(args, '--concurrency', 2);
   const latencyMs = countOption(args, '--latency-ms', 0);
   const pin = args.includes('--pin');
+  const profileDir = cpuProfileDir(args, 'function');
   const cpus = availableParallelism();
   if (pin && cpus < 2)
     throw new Error('--pin needs 2 CPUs or more: one for the function, the rest for the services');
@@ -124,6 +130,7 @@ export default async function runFunctionBench(log: Log, args: readonly string[]
     '--concurrency': concurrency,
     '--latency-ms': latencyMs || undefined,
     '--pin': pin,
+    '--cpu-prof': Boolean(profileDir),
   });
   const loadAtStart = loadAverage();
   log(`reproduce: ${command}`);
@@ -169,6 +176,14 @@ export default async function runFunctionBench(log: Log, args: readonly string[]
   const fnCpu: number[] = [];
   const fnMainThread: number[] = [];
   const servicesCpu: number[] = [];
+  /** The counted rounds' function phases, where the profile (`--cpu-prof`) is summarized. */
+  const windows: ProfileWindow[] = [];
+  // `--cpu-prof`: V8's profiler on this process's main thread, the function's JS (the encodes run on
+  // other threads).
+  const profiler = profileDir ? new Session() : undefined;
+  profiler?.connect();
+  await profiler?.post('Profiler.enable');
+  await profiler?.post('Profiler.start');
   try {
     const observability = await import('../functions/shared/observability.ts');
     observability.recordMetricsWith(new PrometheusMetrics());
@@ -202,6 +217,7 @@ export default async function runFunctionBench(log: Log, args: readonly string[]
       const threadsBefore = await threadCpuMs(process.pid);
       const servicesBefore = await services.cpuMs();
       const started = performance.now();
+      const startUs = monotonicUs();
       let next = 0;
       await Promise.all(
         Array.from({ length: concurrency }, async (_, worker) => {
@@ -225,6 +241,7 @@ export default async function runFunctionBench(log: Log, args: readonly string[]
         throw new Error(`not all ready: ${JSON.stringify(record?.counts)}`);
       }
       if (r === 0) continue;
+      windows.push({ name: `round ${r}, the function`, startUs, endUs: startUs + wall * 1000 });
       floorWall.push(floor.wallMs);
       floorCpu.push(floor.cpuMs);
       fnWall.push(wall);
@@ -238,6 +255,12 @@ export default async function runFunctionBench(log: Log, args: readonly string[]
       );
     }
   } finally {
+    if (profiler && profileDir) {
+      const { profile } = await profiler.post('Profiler.stop');
+      profiler.disconnect();
+      await mkdir(profileDir, { recursive: true });
+      await writeFile(path.join(profileDir, 'function.cpuprofile'), JSON.stringify(profile));
+    }
     for (const key of Object.keys(process.env)) if (!(key in savedEnv)) delete process.env[key];
     Object.assign(process.env, savedEnv);
     sharp.concurrency(savedSharp.concurrency);
@@ -263,6 +286,10 @@ export default async function runFunctionBench(log: Log, args: readonly string[]
     fnMainThread,
     servicesCpu,
   };
+  if (profileDir) {
+    log(`CPU profile of the function's main thread (${profileDir}):`);
+    for (const line of (await summarizeProfiles(profileDir, windows)).lines) log(line);
+  }
   log(`  function CPU / plain sharp CPU (p50): ${cpuRatio.toFixed(2)}x; wall: ${wallRatio.toFixed(2)}x`);
   closePart(log, details, loadAtStart, command);
   return {
