@@ -32,6 +32,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import type { S3Event, SQSEvent, SQSRecord } from 'aws-lambda';
 import sharp from 'sharp';
+import { decodeEventKey } from '../functions/shared/notify/s3-events.ts';
 import { lambdaContext } from '../local/glue/lambda-context.ts';
 import { PrometheusMetrics } from '../local/glue/prometheus.ts';
 import { type LocalFile, putUpload } from '../test/support/api-client.ts';
@@ -47,7 +48,7 @@ import {
   reproduceCommand,
 } from './support/report.ts';
 import { SERVICE_NAMES, type ServiceEndpoints } from './support/services.ts';
-import { cpuProfileDir, diffCpu, threadCpuMs } from './support/stack.ts';
+import { cpuMsOf, cpuProfileDir, diffCpu, processCpuMs, threadCpuMs } from './support/stack.ts';
 import { distribution } from './support/stats.ts';
 
 const UPLOAD_PREFIX = 'uploads/';
@@ -75,14 +76,14 @@ async function startServices(dataDir: string, latencyMs: number) {
     async notified(prefix: string, count: number): Promise<S3Event['Records']> {
       const deadline = Date.now() + 30_000;
       for (;;) {
-        const mine = created.filter((record) => decodeURIComponent(record.s3.object.key).startsWith(prefix));
+        const mine = created.filter((record) => decodeEventKey(record.s3.object.key)?.startsWith(prefix));
         if (mine.length >= count) return mine;
         if (Date.now() > deadline)
           throw new Error(`${mine.length} of ${count} uploads were notified within 30 s`);
         await new Promise((resolve) => setTimeout(resolve, 5));
       }
     },
-    cpuMs: async () => Object.values(await threadCpuMs(child.pid ?? 0)).reduce((a, b) => a + b, 0),
+    cpuMs: () => processCpuMs(child.pid ?? 0),
     async stop() {
       const exited = new Promise((resolve) => child.once('exit', resolve));
       child.disconnect();
@@ -245,7 +246,7 @@ export default async function runFunctionBench(log: Log, args: readonly string[]
       floorWall.push(floor.wallMs);
       floorCpu.push(floor.cpuMs);
       fnWall.push(wall);
-      fnCpu.push((used.user + used.system) / 1000);
+      fnCpu.push(cpuMsOf(used));
       fnMainThread.push(threads.MainThread ?? 0);
       servicesCpu.push(servicesUsed);
       log(

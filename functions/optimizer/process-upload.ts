@@ -233,9 +233,11 @@ async function makeVariants(
     keeping,
   ]);
   if (keptFailure) throw keptFailure.error;
-  const unwritten = variants.find((result) => result.status === 'rejected');
-  if (unwritten) throw unwritten.reason;
-  const written = variants.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+  const written: VariantRecord[] = [];
+  for (const result of variants) {
+    if (result.status === 'rejected') throw result.reason;
+    written.push(result.value);
+  }
   const { width, height, format, placeholder } = processed;
   return {
     outcome: {
